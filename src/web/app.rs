@@ -1,0 +1,353 @@
+//! The page: run controls, status, the loss chart, the wall and the metrics table.
+
+use leptos::html::Canvas;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::{Clamped, JsCast, JsValue};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+
+use super::ui::{Progress, Ui};
+use super::{chart, session};
+use crate::data::Dataset;
+use crate::model::Preset;
+use crate::settings::{MAX_BATCH, MAX_EPOCHS, Notice, RunSettings, default_learning_rate};
+use crate::wall::{self, Rgba};
+
+/// Copies an RGBA buffer onto `canvas`, resizing the canvas to fit it.
+fn paint(canvas: &HtmlCanvasElement, image: &Rgba) -> Result<(), String> {
+    canvas.set_width(image.width as u32);
+    canvas.set_height(image.height as u32);
+    let context: CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|context| context.dyn_into().ok())
+        .ok_or("the canvas has no 2D context")?;
+    let data = ImageData::new_with_u8_clamped_array_and_sh(
+        Clamped(&image.pixels),
+        image.width as u32,
+        image.height as u32,
+    )
+    .map_err(|error| super::js_error_text(&error))?;
+    context
+        .put_image_data(&data, 0.0, 0.0)
+        .map_err(|error| super::js_error_text(&error))
+}
+
+/// Replaces the address bar's query with `settings`, so a reload or a copied link
+/// reproduces the run.
+fn show_in_address_bar(settings: &RunSettings) {
+    let query = format!("?{}", settings.to_query());
+    if let Ok(history) = window().history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&query));
+    }
+}
+
+fn format_progress(progress: &Progress) -> String {
+    if progress.total == 0 {
+        return format!("{}…", progress.label);
+    }
+    let percent = 100.0 * progress.loaded as f64 / progress.total as f64;
+    format!(
+        "{}: {:.1} of {:.1} MB ({percent:.0}%)",
+        progress.label,
+        progress.loaded as f64 / 1e6,
+        progress.total as f64 / 1e6
+    )
+}
+
+/// A number input bound to one whole-number setting; an invalid entry is reverted with
+/// a notice.
+fn whole_input(
+    label: &'static str,
+    min: usize,
+    max: usize,
+    settings: RwSignal<RunSettings>,
+    notices: RwSignal<Vec<Notice>>,
+    get: fn(&RunSettings) -> usize,
+    set: fn(&mut RunSettings, usize),
+    disabled: Signal<bool>,
+) -> impl IntoView {
+    view! {
+        <label>
+            {label}
+            <input
+                type="number"
+                min=min
+                max=max
+                step="1"
+                disabled=disabled
+                prop:value=move || get(&settings.get()).to_string()
+                on:change=move |event| {
+                    let text = event_target_value(&event);
+                    match text.trim().parse::<usize>() {
+                        Ok(value) if (min..=max).contains(&value) => {
+                            settings.update(|settings| set(settings, value))
+                        }
+                        _ => {
+                            notices.update(|list| list.push(Notice {
+                                parameter: label.to_lowercase(),
+                                message: format!("`{text}` is not a whole number from {min} to {max}; kept the previous value"),
+                            }));
+                            settings.update(|_| {});
+                        }
+                    }
+                }
+            />
+        </label>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let query = window().location().search().unwrap_or_default();
+    let (initial, parsed_notices) = RunSettings::from_query(&query);
+    let settings = RwSignal::new(initial.clone());
+    let notices = RwSignal::new(parsed_notices);
+    let ui = Ui::new();
+    let running = Signal::derive(move || ui.running.get());
+
+    let start = move || {
+        if ui.running.get_untracked() {
+            return;
+        }
+        let run = settings.get_untracked();
+        show_in_address_bar(&run);
+        spawn_local(session::run(run, ui));
+    };
+    if initial.autostart {
+        request_animation_frame(start);
+    }
+
+    let chart_ref = NodeRef::<Canvas>::new();
+    let wall_ref = NodeRef::<Canvas>::new();
+    let bar_ref = NodeRef::<Canvas>::new();
+
+    Effect::new(move |_| {
+        let curve = ui.train_curve.get();
+        let test: Vec<f64> = ui.test_metrics.get().iter().map(|m| m.bce).collect();
+        let epochs = ui.epoch.get().1.max(settings.get_untracked().epochs);
+        if let Some(canvas) = chart_ref.get()
+            && let Err(error) = chart::draw(canvas, &curve, &test, epochs)
+        {
+            log::warn!("drawing the loss chart failed: {error}");
+        }
+    });
+    Effect::new(move |_| {
+        let images = ui.wall.get();
+        if let (Some(images), Some(canvas)) = (images, wall_ref.get())
+            && let Err(error) = paint(&canvas, &wall::render(&images.originals, &images.recreations))
+        {
+            log::warn!("painting the wall failed: {error}");
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(canvas) = bar_ref.get()
+            && let Err(error) = paint(&canvas, &wall::colour_bar(200, 1))
+        {
+            log::warn!("painting the colour bar failed: {error}");
+        }
+    });
+
+    let test_history = move || {
+        ui.test_metrics
+            .get()
+            .iter()
+            .map(|metrics| format!("{:.6}", metrics.bce))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let share_link = move || {
+        let location = window().location();
+        let base = format!(
+            "{}{}",
+            location.origin().unwrap_or_default(),
+            location.pathname().unwrap_or_default()
+        );
+        format!("{base}?{}", settings.get().to_query())
+    };
+
+    view! {
+        <header>
+            <h1>"Autoencoder Lab"</h1>
+            <p class="lede">
+                "Train a convolutional autoencoder on MNIST or Fashion-MNIST in this tab, on your GPU through WebGPU, and watch it learn to recreate the test images."
+            </p>
+        </header>
+        <main>
+            <section class="panel controls" aria-label="Run settings">
+                <label>
+                    "Dataset"
+                    <select
+                        disabled=running
+                        prop:value=move || settings.get().dataset.slug()
+                        on:change=move |event| {
+                            if let Ok(dataset) = event_target_value(&event).parse::<Dataset>() {
+                                settings.update(|settings| settings.dataset = dataset);
+                            }
+                        }
+                    >
+                        {Dataset::ALL
+                            .into_iter()
+                            .map(|dataset| view! { <option value=dataset.slug()>{dataset.title()}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label>
+                    "Preset"
+                    <select
+                        disabled=running
+                        prop:value=move || settings.get().preset.slug()
+                        on:change=move |event| {
+                            if let Ok(preset) = event_target_value(&event).parse::<Preset>() {
+                                settings.update(|settings| {
+                                    settings.preset = preset;
+                                    settings.learning_rate = default_learning_rate(preset);
+                                });
+                            }
+                        }
+                    >
+                        {Preset::ALL
+                            .into_iter()
+                            .map(|preset| view! { <option value=preset.slug()>{preset.slug()}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                {whole_input("Epochs", 1, MAX_EPOCHS, settings, notices, |s| s.epochs, |s, v| s.epochs = v, running)}
+                {whole_input("Batch", 2, MAX_BATCH, settings, notices, |s| s.batch_size, |s, v| s.batch_size = v, running)}
+                <label>
+                    "Learning rate"
+                    <input
+                        type="text"
+                        inputmode="decimal"
+                        disabled=running
+                        prop:value=move || settings.get().learning_rate.to_string()
+                        on:change=move |event| {
+                            let text = event_target_value(&event);
+                            match text.trim().parse::<f64>() {
+                                Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1.0 => {
+                                    settings.update(|settings| settings.learning_rate = rate)
+                                }
+                                _ => {
+                                    notices.update(|list| list.push(Notice {
+                                        parameter: "learning rate".into(),
+                                        message: format!("`{text}` is not a number above 0 and at most 1; kept the previous value"),
+                                    }));
+                                    settings.update(|_| {});
+                                }
+                            }
+                        }
+                    />
+                </label>
+                <div class="buttons">
+                    <button class="primary" disabled=running on:click=move |_| start()>"Train"</button>
+                    <button disabled=move || !ui.running.get() on:click=move |_| ui.stop_requested.set(true)>
+                        "Stop"
+                    </button>
+                </div>
+                <p class="hint">{move || settings.get().preset.summary()}</p>
+                <label class="share">
+                    "Link to this run"
+                    <input type="text" readonly prop:value=share_link />
+                </label>
+            </section>
+
+            <Show when=move || !notices.get().is_empty()>
+                <section class="panel notices" role="status">
+                    <ul>
+                        {move || notices
+                            .get()
+                            .iter()
+                            .map(|notice| view! { <li>{notice.to_string()}</li> })
+                            .collect_view()}
+                    </ul>
+                </section>
+            </Show>
+
+            <section class="panel status" aria-live="polite">
+                <dl>
+                    <dt>"Status"</dt>
+                    <dd data-testid="status">{move || ui.status.get().to_string()}</dd>
+                    <dt>"Backend"</dt>
+                    <dd data-testid="backend">{move || ui.backend.get()}</dd>
+                    <dt>"Epoch"</dt>
+                    <dd data-testid="epoch">
+                        {move || { let (epoch, total) = ui.epoch.get(); format!("{epoch} / {total}") }}
+                    </dd>
+                    <dt>"Train loss"</dt>
+                    <dd data-testid="train-loss">
+                        {move || ui.train_loss.get().map(|loss| format!("{loss:.5}")).unwrap_or_else(|| "–".into())}
+                    </dd>
+                    <dt>"Test loss"</dt>
+                    <dd data-testid="test-loss">
+                        {move || ui.test_metrics.get().last().map(|m| format!("{:.5}", m.bce)).unwrap_or_else(|| "–".into())}
+                    </dd>
+                    <dt>"Throughput"</dt>
+                    <dd data-testid="throughput">
+                        {move || ui.throughput.get().map(|rate| format!("{rate:.0} images/s")).unwrap_or_else(|| "–".into())}
+                    </dd>
+                    <dt>"Elapsed"</dt>
+                    <dd data-testid="elapsed">{move || format!("{:.1} s", ui.elapsed.get())}</dd>
+                </dl>
+                <span class="hidden" data-testid="test-loss-history">{test_history}</span>
+                <Show when=move || ui.progress.get().is_some()>
+                    <div class="progress">
+                        <progress
+                            max=move || ui.progress.get().map(|p| p.total.max(1)).unwrap_or(1)
+                            value=move || ui.progress.get().map(|p| p.loaded).unwrap_or(0)
+                        ></progress>
+                        <span>{move || ui.progress.get().map(|p| format_progress(&p)).unwrap_or_default()}</span>
+                    </div>
+                </Show>
+            </section>
+
+            <section class="panel figure">
+                <h2>"Loss"</h2>
+                <canvas data-testid="loss-chart" node_ref=chart_ref width="640" height="320"></canvas>
+            </section>
+
+            <section class="panel figure">
+                <h2>"Test images, recreations and residuals"</h2>
+                <div class="wall-rows">
+                    <span>"original"</span>
+                    <span>"recreation"</span>
+                    <span>"residual"</span>
+                </div>
+                <canvas class="wall" data-testid="wall" node_ref=wall_ref width="298" height="88"></canvas>
+                <div class="colour-bar">
+                    <span>"−1"</span>
+                    <canvas node_ref=bar_ref width="200" height="1"></canvas>
+                    <span>"+1"</span>
+                </div>
+                <p class="hint">
+                    "Residual = original − recreation: red where the recreation lacks ink, blue where it adds ink."
+                </p>
+            </section>
+
+            <section class="panel metrics">
+                <h2>"Test metrics per epoch"</h2>
+                <table>
+                    <thead>
+                        <tr><th>"epoch"</th><th>"BCE"</th><th>"MSE"</th><th>"PSNR (dB)"</th></tr>
+                    </thead>
+                    <tbody>
+                        {move || ui
+                            .test_metrics
+                            .get()
+                            .iter()
+                            .enumerate()
+                            .map(|(epoch, m)| view! {
+                                <tr>
+                                    <td>{epoch}</td>
+                                    <td>{format!("{:.5}", m.bce)}</td>
+                                    <td>{format!("{:.5}", m.mse)}</td>
+                                    <td>{format!("{:.2}", m.psnr)}</td>
+                                </tr>
+                            })
+                            .collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        </main>
+    }
+}

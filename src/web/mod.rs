@@ -1,0 +1,40 @@
+//! Browser glue: the Leptos page, downloads, canvases and the WebGPU start-up. Only
+//! built for wasm32.
+
+mod app;
+mod backend;
+mod chart;
+mod dataset;
+mod fetch;
+mod session;
+mod ui;
+
+/// Installs the panic hook and the console logger, then mounts the page.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let _ = console_log::init_with_level(log::Level::Info);
+    leptos::mount::mount_to_body(app::App);
+}
+
+/// Milliseconds since the page started loading.
+pub fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|window| window.performance())
+        .map(|performance| performance.now())
+        .unwrap_or_default()
+}
+
+/// Gives the browser a turn to paint and handle input before long work continues.
+pub async fn yield_to_browser() {
+    gloo_timers::future::TimeoutFuture::new(0).await;
+}
+
+/// Text of a JavaScript error value.
+pub fn js_error_text(value: &wasm_bindgen::JsValue) -> String {
+    if let Some(error) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Error>(value) {
+        return String::from(error.message());
+    }
+    value
+        .as_string()
+        .unwrap_or_else(|| format!("{value:?}"))
+}

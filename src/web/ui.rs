@@ -1,0 +1,100 @@
+//! The reactive state the page shows, shared by the view and the training session.
+
+use std::fmt;
+
+use leptos::prelude::*;
+
+use crate::metrics::Metrics;
+
+/// What the page is doing; shown in the `status` element.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    Idle,
+    Loading,
+    Training,
+    Done,
+    Stopped,
+    Error(String),
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Idle => f.write_str("idle"),
+            Status::Loading => f.write_str("loading"),
+            Status::Training => f.write_str("training"),
+            Status::Done => f.write_str("done"),
+            Status::Stopped => f.write_str("stopped"),
+            Status::Error(message) => write!(f, "error: {message}"),
+        }
+    }
+}
+
+/// Bytes received out of the bytes expected for the current download.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    pub label: String,
+    pub loaded: usize,
+    pub total: usize,
+}
+
+/// Test images and their recreations for the wall, pixels in [0, 1].
+#[derive(Clone, Debug, PartialEq)]
+pub struct WallImages {
+    pub originals: Vec<f32>,
+    pub recreations: Vec<f32>,
+}
+
+/// Signals of the page; cheap to copy into closures and tasks.
+#[derive(Clone, Copy)]
+pub struct Ui {
+    pub status: RwSignal<Status>,
+    pub backend: RwSignal<String>,
+    pub progress: RwSignal<Option<Progress>>,
+    /// Current epoch and the number of epochs of the run.
+    pub epoch: RwSignal<(usize, usize)>,
+    /// Exponentially smoothed training loss.
+    pub train_loss: RwSignal<Option<f64>>,
+    /// Smoothed training loss against fractional epochs.
+    pub train_curve: RwSignal<Vec<(f64, f64)>>,
+    /// Test metrics after each epoch, epoch 0 (before training) first.
+    pub test_metrics: RwSignal<Vec<Metrics>>,
+    /// Training images per second.
+    pub throughput: RwSignal<Option<f64>>,
+    /// Seconds since the run started.
+    pub elapsed: RwSignal<f64>,
+    pub wall: RwSignal<Option<WallImages>>,
+    pub running: RwSignal<bool>,
+    pub stop_requested: RwSignal<bool>,
+}
+
+impl Ui {
+    pub fn new() -> Self {
+        Self {
+            status: RwSignal::new(Status::Idle),
+            backend: RwSignal::new("not started".into()),
+            progress: RwSignal::new(None),
+            epoch: RwSignal::new((0, 0)),
+            train_loss: RwSignal::new(None),
+            train_curve: RwSignal::new(Vec::new()),
+            test_metrics: RwSignal::new(Vec::new()),
+            throughput: RwSignal::new(None),
+            elapsed: RwSignal::new(0.0),
+            wall: RwSignal::new(None),
+            running: RwSignal::new(false),
+            stop_requested: RwSignal::new(false),
+        }
+    }
+
+    /// Clears the figures of a previous run.
+    pub fn reset(&self, epochs: usize) {
+        self.epoch.set((0, epochs));
+        self.train_loss.set(None);
+        self.train_curve.set(Vec::new());
+        self.test_metrics.set(Vec::new());
+        self.throughput.set(None);
+        self.elapsed.set(0.0);
+        self.progress.set(None);
+        self.stop_requested.set(false);
+    }
+}

@@ -1,0 +1,55 @@
+//! Project tooling behind `cargo xtask`: dataset shards, building, serving and testing
+//! the app. Each subcommand lives in its own module.
+
+mod data;
+mod tools;
+mod workflow;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Tooling for the autoencoder lab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Turn the official IDX files into the shards the page downloads.
+    Data(data::DataArgs),
+    /// Install missing tools, make the shards and build the release site into `dist/`.
+    Build(data::SourceArgs),
+    /// Install missing tools, make the shards and serve the app on localhost.
+    Serve {
+        #[command(flatten)]
+        source: data::SourceArgs,
+        /// Port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Install missing tools and run every check: formatting, lints, native tests and
+    /// browser tests.
+    Test(data::SourceArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Data(args) => data::run(&args),
+        Command::Build(source) => workflow::build(&source),
+        Command::Serve { source, port } => workflow::serve(&source, port),
+        Command::Test(source) => workflow::test(&source),
+    }
+}
+
+/// Root of the workspace, where `Cargo.toml` of the app lives.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits one folder below the workspace root")
+        .to_path_buf()
+}
