@@ -37,7 +37,10 @@ pub fn image_metrics(original: &[f32], recreation: &[f32]) -> Metrics {
     let mut bce = 0.0;
     let mut squared = 0.0;
     for (&target, &predicted) in original.iter().zip(recreation) {
-        let (target, predicted) = (f64::from(target), f64::from(predicted).clamp(1e-7, 1.0 - 1e-7));
+        let (target, predicted) = (
+            f64::from(target),
+            f64::from(predicted).clamp(1e-7, 1.0 - 1e-7),
+        );
         bce -= target * predicted.ln() + (1.0 - target) * (1.0 - predicted).ln();
         squared += (target - predicted).powi(2);
     }
@@ -47,6 +50,71 @@ pub fn image_metrics(original: &[f32], recreation: &[f32]) -> Metrics {
         mse,
         psnr: psnr_from_mse(mse),
     }
+}
+
+/// Side of the SSIM window.
+const SSIM_WINDOW: usize = 11;
+/// Standard deviation of the Gaussian SSIM window, in pixels.
+const SSIM_SIGMA: f64 = 1.5;
+
+/// Normalised 11x11 Gaussian weights, row by row.
+fn ssim_weights() -> [f64; SSIM_WINDOW * SSIM_WINDOW] {
+    let centre = (SSIM_WINDOW / 2) as f64;
+    let mut weights = [0.0; SSIM_WINDOW * SSIM_WINDOW];
+    for (index, weight) in weights.iter_mut().enumerate() {
+        let dy = (index / SSIM_WINDOW) as f64 - centre;
+        let dx = (index % SSIM_WINDOW) as f64 - centre;
+        *weight = (-(dx * dx + dy * dy) / (2.0 * SSIM_SIGMA * SSIM_SIGMA)).exp();
+    }
+    let total: f64 = weights.iter().sum();
+    weights.iter_mut().for_each(|weight| *weight /= total);
+    weights
+}
+
+/// Structural similarity of two square greyscale images with pixels in [0, 1].
+///
+/// Follows Wang et al. (2004): an 11x11 Gaussian window with sigma 1.5, data range 1,
+/// K1 = 0.01 and K2 = 0.03, averaged over every position where the window fits inside
+/// the image (18x18 positions for 28x28 images).
+pub fn ssim(original: &[f32], recreation: &[f32], side: usize) -> f64 {
+    assert_eq!(original.len(), side * side, "original is not {side}x{side}");
+    assert_eq!(
+        recreation.len(),
+        side * side,
+        "recreation is not {side}x{side}"
+    );
+    assert!(
+        side >= SSIM_WINDOW,
+        "SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}"
+    );
+    let weights = ssim_weights();
+    let c1 = 0.01f64.powi(2);
+    let c2 = 0.03f64.powi(2);
+    let positions = side - SSIM_WINDOW + 1;
+
+    let mut total = 0.0;
+    for top in 0..positions {
+        for left in 0..positions {
+            let (mut mean_x, mut mean_y, mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (index, weight) in weights.iter().enumerate() {
+                let pixel = (top + index / SSIM_WINDOW) * side + left + index % SSIM_WINDOW;
+                let x = f64::from(original[pixel]);
+                let y = f64::from(recreation[pixel]);
+                mean_x += weight * x;
+                mean_y += weight * y;
+                xx += weight * x * x;
+                yy += weight * y * y;
+                xy += weight * x * y;
+            }
+            let var_x = xx - mean_x * mean_x;
+            let var_y = yy - mean_y * mean_y;
+            let covariance = xy - mean_x * mean_y;
+            let luminance = (2.0 * mean_x * mean_y + c1) / (mean_x * mean_x + mean_y * mean_y + c1);
+            let structure = (2.0 * covariance + c2) / (var_x + var_y + c2);
+            total += luminance * structure;
+        }
+    }
+    total / (positions * positions) as f64
 }
 
 /// Running sums of metrics over batches, read back from the device once per evaluation.
@@ -72,7 +140,9 @@ impl MetricSums {
         let pixels = channels * height * width;
 
         let bce = bce_with_logits(logits.clone(), targets.clone()).sum();
-        let squared = (sigmoid(logits) - targets).powi_scalar(2).reshape([batch, pixels]);
+        let squared = (sigmoid(logits) - targets)
+            .powi_scalar(2)
+            .reshape([batch, pixels]);
         let squared_sum = squared.clone().sum();
         let image_mse = squared.mean_dim(1).clamp_min(MSE_FLOOR);
         let psnr = (image_mse.log() * (-10.0 / std::f64::consts::LN_10)).sum();
@@ -127,6 +197,33 @@ mod tests {
         assert!((metrics.mse - 0.125).abs() < 1e-12, "{metrics:?}");
         assert!((metrics.psnr - 9.030_9).abs() < 1e-4, "{metrics:?}");
         assert!((metrics.bce - 0.346_574).abs() < 1e-5, "{metrics:?}");
+    }
+
+    #[test]
+    fn ssim_of_identical_images_is_one() {
+        let image: Vec<f32> = (0..784).map(|i| (i % 29) as f32 / 28.0).collect();
+        assert!((ssim(&image, &image, 28) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ssim_of_constant_images_hand_computed() {
+        // Constant images have zero variance, so SSIM is the luminance term alone:
+        // (2·0.2·0.6 + c1) / (0.04 + 0.36 + c1) with c1 = 1e-4.
+        let dark = vec![0.2f32; 784];
+        let light = vec![0.6f32; 784];
+        let expected = (2.0 * 0.2 * 0.6 + 1e-4) / (0.04 + 0.36 + 1e-4);
+        assert!((ssim(&dark, &light, 28) - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn ssim_falls_with_noise() {
+        let image: Vec<f32> = (0..784).map(|i| ((i / 28 + i % 28) % 2) as f32).collect();
+        let blurred: Vec<f32> = image.iter().map(|p| 0.25 + 0.5 * p).collect();
+        let inverted: Vec<f32> = image.iter().map(|p| 1.0 - p).collect();
+        let mild = ssim(&image, &blurred, 28);
+        let severe = ssim(&image, &inverted, 28);
+        assert!(mild < 1.0 && mild > 0.5, "contrast halved: {mild}");
+        assert!(severe < 0.0, "inverted: {severe}");
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl fmt::Display for Notice {
 fn parse_whole(value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(number) if (min..=max).contains(&number) => Ok(number),
-        _ => Err(format!("`{value}` is not a whole number from {min} to {max}")),
+        _ => Err(format!(
+            "`{value}` is not a whole number from {min} to {max}"
+        )),
     }
 }
 
@@ -124,7 +126,9 @@ impl RunSettings {
                         learning_rate = Some(rate);
                         Ok(())
                     }
-                    _ => Err(format!("`{value}` is not a learning rate above 0 and at most 1")),
+                    _ => Err(format!(
+                        "`{value}` is not a learning rate above 0 and at most 1"
+                    )),
                 },
                 "seed" => value
                     .parse::<u64>()
@@ -137,15 +141,17 @@ impl RunSettings {
                     parse_whole(value, 1, MAX_TEST_IMAGES).map(|n| settings.test_limit = Some(n))
                 }
                 "autostart" => match value {
-                    "1" | "true" => Ok(settings.autostart = true),
-                    "0" | "false" => Ok(settings.autostart = false),
+                    "1" | "true" => Ok(true),
+                    "0" | "false" => Ok(false),
                     _ => Err(format!("`{value}` is not 1 or 0")),
-                },
+                }
+                .map(|autostart| settings.autostart = autostart),
                 "backend" => match value {
-                    "auto" => Ok(settings.backend = BackendChoice::Auto),
-                    "cpu" => Ok(settings.backend = BackendChoice::Cpu),
+                    "auto" => Ok(BackendChoice::Auto),
+                    "cpu" => Ok(BackendChoice::Cpu),
                     _ => Err(format!("`{value}` is not `auto` or `cpu`")),
-                },
+                }
+                .map(|backend| settings.backend = backend),
                 "" => continue,
                 _ => Err("unknown parameter, ignored".to_string()),
             };
@@ -205,7 +211,16 @@ impl RunSettings {
 fn is_known(name: &str) -> bool {
     matches!(
         name,
-        "dataset" | "preset" | "epochs" | "batch" | "lr" | "seed" | "train_limit" | "test_limit" | "autostart" | "backend"
+        "dataset"
+            | "preset"
+            | "epochs"
+            | "batch"
+            | "lr"
+            | "seed"
+            | "train_limit"
+            | "test_limit"
+            | "autostart"
+            | "backend"
     )
 }
 
@@ -239,8 +254,9 @@ mod tests {
 
     #[test]
     fn query_round_trips() {
-        let (settings, _) =
-            RunSettings::from_query("dataset=fashion-mnist&epochs=7&lr=3e-4&train_limit=100&test_limit=50&autostart=1");
+        let (settings, _) = RunSettings::from_query(
+            "dataset=fashion-mnist&epochs=7&lr=3e-4&train_limit=100&test_limit=50&autostart=1",
+        );
         let (again, notices) = RunSettings::from_query(&settings.to_query());
         assert!(notices.is_empty(), "{notices:?}");
         assert_eq!(again, settings);
@@ -248,12 +264,20 @@ mod tests {
 
     #[test]
     fn invalid_values_fall_back_with_notice() {
-        let (settings, notices) =
-            RunSettings::from_query("epochs=-1&batch=1e9&lr=NaN&dataset=cifar&seed=x&train_limit=0");
+        let (settings, notices) = RunSettings::from_query(
+            "epochs=-1&batch=1e9&lr=NaN&dataset=cifar&seed=x&train_limit=0",
+        );
         assert_eq!(settings, RunSettings::default());
         let named: Vec<&str> = notices.iter().map(|n| n.parameter.as_str()).collect();
-        assert_eq!(named, ["epochs", "batch", "lr", "dataset", "seed", "train_limit"]);
-        assert!(notices[0].message.contains("using the default"), "{}", notices[0]);
+        assert_eq!(
+            named,
+            ["epochs", "batch", "lr", "dataset", "seed", "train_limit"]
+        );
+        assert!(
+            notices[0].message.contains("using the default"),
+            "{}",
+            notices[0]
+        );
     }
 
     #[test]

@@ -142,7 +142,13 @@ impl Trainer {
 
     /// Evaluates BCE, MSE and PSNR on all of `test`, reading the device once at the end.
     pub async fn evaluate(&self, test: &ImageSet) -> Result<Metrics, String> {
-        evaluate(&self.inference_model(), test, self.options.batch_size, &self.device).await
+        evaluate(
+            &self.inference_model(),
+            test,
+            self.options.batch_size,
+            &self.device,
+        )
+        .await
     }
 
     /// Recreations of the images at `indices`, as pixels in [0, 1].
@@ -215,7 +221,9 @@ mod tests {
 
     #[test]
     fn epoch_covers_every_image_once() {
-        let _guard = crate::SEEDED_RNG.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _guard = crate::SEEDED_RNG
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let set = blobs(20);
         let mut trainer = Trainer::new(options(), &Device::flex());
         trainer.begin_epoch(set.len());
@@ -230,7 +238,9 @@ mod tests {
 
     #[test]
     fn single_leftover_image_skipped() {
-        let _guard = crate::SEEDED_RNG.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _guard = crate::SEEDED_RNG
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let set = blobs(9);
         let mut trainer = Trainer::new(options(), &Device::flex());
         trainer.begin_epoch(set.len());
@@ -241,7 +251,9 @@ mod tests {
     #[test]
     fn same_seed_same_first_loss() {
         let set = blobs(16);
-        let _guard = crate::SEEDED_RNG.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _guard = crate::SEEDED_RNG
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let first_loss = || {
             let mut trainer = Trainer::new(options(), &Device::flex());
             trainer.begin_epoch(set.len());
@@ -253,7 +265,9 @@ mod tests {
 
     #[test]
     fn recreation_in_unit_range() {
-        let _guard = crate::SEEDED_RNG.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _guard = crate::SEEDED_RNG
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let set = blobs(3);
         let trainer = Trainer::new(options(), &Device::flex());
         let pixels = pollster::block_on(trainer.recreate(&set, &[0, 2])).unwrap();

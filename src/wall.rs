@@ -20,8 +20,16 @@ pub const ROWS: usize = 3;
 
 /// Maps a residual in [-1, 1] onto the blue-white-red scale; values outside are clamped.
 pub fn diverging_rgb(value: f32) -> [u8; 3] {
-    let value = if value.is_nan() { 0.0 } else { value.clamp(-1.0, 1.0) };
-    let (end, weight) = if value < 0.0 { (BLUE, -value) } else { (RED, value) };
+    let value = if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(-1.0, 1.0)
+    };
+    let (end, weight) = if value < 0.0 {
+        (BLUE, -value)
+    } else {
+        (RED, value)
+    };
     let mut rgb = [0u8; 3];
     for channel in 0..3 {
         let mixed = WHITE[channel] + (end[channel] - WHITE[channel]) * weight;
@@ -67,14 +75,15 @@ impl Rgba {
 /// Lays out `originals` and `recreations` (each `count` images of 28x28 pixels in
 /// [0, 1]) as three rows: original, recreation, and residual = original - recreation.
 pub fn render(originals: &[f32], recreations: &[f32]) -> Rgba {
-    assert_eq!(originals.len(), recreations.len(), "one recreation per original");
+    assert_eq!(
+        originals.len(),
+        recreations.len(),
+        "one recreation per original"
+    );
     assert_eq!(originals.len() % IMAGE_PIXELS, 0, "whole 28x28 images");
     let count = originals.len() / IMAGE_PIXELS;
     let step = IMAGE_SIDE + GAP;
-    let mut wall = Rgba::new(
-        (count * step).saturating_sub(GAP),
-        ROWS * step - GAP,
-    );
+    let mut wall = Rgba::new((count * step).saturating_sub(GAP), ROWS * step - GAP);
 
     for image in 0..count {
         let start = image * IMAGE_PIXELS;

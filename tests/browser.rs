@@ -19,8 +19,7 @@ use tokio::process::{Child, Command};
 /// Longest a test waits for a run to finish; software WebGPU is slow.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 /// A small run that still shows learning: one epoch over 512 images.
-const SMALL_RUN: &str =
-    "?dataset=mnist&preset=conv&epochs=1&batch=64&lr=0.003&train_limit=512&test_limit=256&seed=3&autostart=1";
+const SMALL_RUN: &str = "?dataset=mnist&preset=conv&epochs=1&batch=64&lr=0.003&train_limit=512&test_limit=256&seed=3&autostart=1";
 
 fn dist_dir() -> PathBuf {
     let dir = std::env::var_os("AE_LAB_DIST")
@@ -61,7 +60,11 @@ async fn serve_one(mut stream: TcpStream, root: PathBuf) {
     let target = request.split_whitespace().nth(1).unwrap_or("/");
     let path = target.split(['?', '#']).next().unwrap_or("/");
     let relative = path.trim_start_matches('/');
-    let relative = if relative.is_empty() { "index.html" } else { relative };
+    let relative = if relative.is_empty() {
+        "index.html"
+    } else {
+        relative
+    };
     let file = root.join(relative);
 
     let response = match (relative.contains(".."), tokio::fs::read(&file).await) {
@@ -120,10 +123,9 @@ impl Browser {
             .spawn()
             .expect("chromedriver must be installed (Debian package chromium-driver)");
 
-        let profile = TempDir(std::env::temp_dir().join(format!(
-            "ae-lab-chromium-{}-{port}",
-            std::process::id()
-        )));
+        let profile = TempDir(
+            std::env::temp_dir().join(format!("ae-lab-chromium-{}-{port}", std::process::id())),
+        );
         let mut args = vec![
             "--headless=new".to_string(),
             "--no-sandbox".into(),
@@ -144,10 +146,11 @@ impl Browser {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
-            let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await;
+            let attempt =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(capabilities.clone())
+                    .connect(&url)
+                    .await;
             match attempt {
                 Ok(client) => break client,
                 Err(error) if Instant::now() > deadline => {
@@ -173,9 +176,12 @@ impl Browser {
             .unwrap()
     }
 
-    /// Text content, also of elements hidden with CSS.
+    /// Text content, also of elements hidden with CSS; empty while the page has not
+    /// rendered the element yet.
     async fn hidden_text(&self, test_id: &str) -> String {
-        let script = format!("return document.querySelector(\"[data-testid='{test_id}']\").textContent");
+        let script = format!(
+            "const element = document.querySelector(\"[data-testid='{test_id}']\"); return element ? element.textContent : ''"
+        );
         self.client
             .execute(&script, vec![])
             .await
@@ -191,7 +197,10 @@ impl Browser {
         loop {
             let status = self.hidden_text("status").await;
             if status == "done" || status.starts_with("error") {
-                println!("run ended as `{status}` after {:.1} s", started.elapsed().as_secs_f64());
+                println!(
+                    "run ended as `{status}` after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
                 return status;
             }
             assert!(
@@ -247,17 +256,26 @@ async fn check_small_run(browser: &Browser) {
     assert_eq!(browser.text("epoch").await, "1 / 1");
 
     let history = browser.hidden_text("test-loss-history").await;
-    let losses: Vec<f64> = history.split(',').map(|value| value.parse().unwrap()).collect();
+    let losses: Vec<f64> = history
+        .split(',')
+        .map(|value| value.parse().unwrap())
+        .collect();
     assert_eq!(losses.len(), 2, "test losses: {history}");
     assert!(losses[1] < losses[0], "test loss did not fall: {history}");
     assert!(browser.text("throughput").await.ends_with("images/s"));
 
     let chart = browser.json(CHART_PIXELS).await;
-    assert!(chart[0].as_u64().unwrap() > 50, "no training curve: {chart}");
+    assert!(
+        chart[0].as_u64().unwrap() > 50,
+        "no training curve: {chart}"
+    );
     assert!(chart[1].as_u64().unwrap() > 20, "no test curve: {chart}");
     let wall = browser.json(WALL_LEVELS).await;
     assert_eq!(wall[0], 298, "ten tiles of 28 px with 2 px gaps: {wall}");
-    assert!(wall[2].as_u64().unwrap() > 8, "recreation row is flat: {wall}");
+    assert!(
+        wall[2].as_u64().unwrap() > 8,
+        "recreation row is flat: {wall}"
+    );
 }
 
 #[tokio::test]
@@ -265,7 +283,11 @@ async fn check_small_run(browser: &Browser) {
 async fn trains_on_webgpu() {
     let base = serve(dist_dir()).await;
     let browser = Browser::start(true).await;
-    browser.client.goto(&format!("{base}{SMALL_RUN}")).await.unwrap();
+    browser
+        .client
+        .goto(&format!("{base}{SMALL_RUN}"))
+        .await
+        .unwrap();
     check_small_run(&browser).await;
     let backend = browser.text("backend").await;
     browser.screenshot("webgpu").await;
@@ -278,7 +300,11 @@ async fn trains_on_webgpu() {
 async fn falls_back_to_cpu() {
     let base = serve(dist_dir()).await;
     let browser = Browser::start(false).await;
-    browser.client.goto(&format!("{base}{SMALL_RUN}")).await.unwrap();
+    browser
+        .client
+        .goto(&format!("{base}{SMALL_RUN}"))
+        .await
+        .unwrap();
     check_small_run(&browser).await;
     let backend = browser.text("backend").await;
     browser.screenshot("cpu-fallback").await;
@@ -303,14 +329,22 @@ async fn bad_link_values_get_notices() {
         .await
         .unwrap();
     let status = browser.hidden_text("status").await;
-    let bold = browser.json("return document.querySelectorAll('.notices b').length").await;
+    let bold = browser
+        .json("return document.querySelectorAll('.notices b').length")
+        .await;
     browser.screenshot("bad-link").await;
     browser.close().await;
 
     for parameter in ["epochs", "dataset", "lr", "colour"] {
-        assert!(notices.contains(&format!("`{parameter}`")), "{parameter} missing from: {notices}");
+        assert!(
+            notices.contains(&format!("`{parameter}`")),
+            "{parameter} missing from: {notices}"
+        );
     }
-    assert!(notices.contains("<b>cifar</b>"), "value shown as text: {notices}");
+    assert!(
+        notices.contains("<b>cifar</b>"),
+        "value shown as text: {notices}"
+    );
     assert_eq!(bold, 0, "markup from the link must not render");
     assert_eq!(status, "idle");
 }

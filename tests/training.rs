@@ -40,8 +40,18 @@ fn train_briefly(preset: Preset, learning_rate: f64, steps: usize) {
     let head: f32 = losses[..3].iter().sum::<f32>() / 3.0;
     let tail: f32 = losses[steps - 3..].iter().sum::<f32>() / 3.0;
     assert!(tail < head * 0.9, "training loss {head} -> {tail}");
-    assert!(after.bce < before.bce, "test BCE {} -> {}", before.bce, after.bce);
-    assert!(after.psnr > before.psnr, "test PSNR {} -> {}", before.psnr, after.psnr);
+    assert!(
+        after.bce < before.bce,
+        "test BCE {} -> {}",
+        before.bce,
+        after.bce
+    );
+    assert!(
+        after.psnr > before.psnr,
+        "test PSNR {} -> {}",
+        before.psnr,
+        after.psnr
+    );
 }
 
 #[test]

@@ -44,7 +44,12 @@ fn read_u32(bytes: &[u8], offset: usize, kind: &'static str) -> Result<u32, IdxE
     Ok(u32::from_be_bytes([field[0], field[1], field[2], field[3]]))
 }
 
-fn check_body(bytes: &[u8], header: usize, body: usize, kind: &'static str) -> Result<(), IdxError> {
+fn check_body(
+    bytes: &[u8],
+    header: usize,
+    body: usize,
+    kind: &'static str,
+) -> Result<(), IdxError> {
     let expected = header + body;
     if bytes.len() < expected {
         return Err(IdxError::Truncated {
@@ -171,7 +176,10 @@ mod tests {
     #[test]
     fn swapped_files_rejected() {
         let error = parse_images(&label_file(&[1, 2])).unwrap_err();
-        assert!(matches!(error, IdxError::BadMagic { found: 0x801, .. }), "{error}");
+        assert!(
+            matches!(error, IdxError::BadMagic { found: 0x801, .. }),
+            "{error}"
+        );
     }
 
     #[test]
@@ -183,12 +191,24 @@ mod tests {
     #[test]
     fn bad_label_rejected() {
         let error = parse_labels(&label_file(&[1, 12])).unwrap_err();
-        assert_eq!(error, IdxError::BadLabel { index: 1, label: 12 });
+        assert_eq!(
+            error,
+            IdxError::BadLabel {
+                index: 1,
+                label: 12
+            }
+        );
     }
 
     #[test]
     fn count_mismatch_rejected() {
         let error = parse_pair(&image_file(2, 28, 28, 0), &label_file(&[1])).unwrap_err();
-        assert_eq!(error, IdxError::CountMismatch { images: 2, labels: 1 });
+        assert_eq!(
+            error,
+            IdxError::CountMismatch {
+                images: 2,
+                labels: 1
+            }
+        );
     }
 }

@@ -220,7 +220,10 @@ mod tests {
         let error = manifest.test.shards[0]
             .verify(&compressed[..10])
             .unwrap_err();
-        assert!(matches!(error, ManifestError::Size { actual: 10, .. }), "{error}");
+        assert!(
+            matches!(error, ManifestError::Size { actual: 10, .. }),
+            "{error}"
+        );
     }
 
     #[test]

@@ -76,7 +76,9 @@ impl FromStr for Dataset {
         Dataset::ALL
             .into_iter()
             .find(|dataset| dataset.slug() == value)
-            .ok_or_else(|| format!("unknown dataset `{value}`; expected `mnist` or `fashion-mnist`"))
+            .ok_or_else(|| {
+                format!("unknown dataset `{value}`; expected `mnist` or `fashion-mnist`")
+            })
     }
 }
 

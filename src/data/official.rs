@@ -31,9 +31,9 @@ impl Dataset {
                 "https://ossci-datasets.s3.amazonaws.com/mnist/",
                 "https://storage.googleapis.com/cvdf-datasets/mnist/",
             ],
-            Dataset::FashionMnist => &[
-                "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            ],
+            Dataset::FashionMnist => {
+                &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
+            }
         }
     }
 

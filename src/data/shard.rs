@@ -101,7 +101,9 @@ mod tests {
     use super::*;
 
     fn sample(count: usize) -> ImageSet {
-        let pixels = (0..count * IMAGE_PIXELS).map(|i| (i * 7 % 256) as u8).collect();
+        let pixels = (0..count * IMAGE_PIXELS)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect();
         let labels = (0..count).map(|i| (i % 10) as u8).collect();
         ImageSet::new(pixels, labels).unwrap()
     }

@@ -56,18 +56,29 @@ fn format_progress(progress: &Progress) -> String {
     )
 }
 
-/// A number input bound to one whole-number setting; an invalid entry is reverted with
-/// a notice.
-fn whole_input(
+/// A whole-number setting edited through a number input.
+struct WholeField {
     label: &'static str,
     min: usize,
     max: usize,
-    settings: RwSignal<RunSettings>,
-    notices: RwSignal<Vec<Notice>>,
     get: fn(&RunSettings) -> usize,
     set: fn(&mut RunSettings, usize),
+}
+
+/// A number input bound to `field`; an invalid entry is reverted with a notice.
+fn whole_input(
+    field: WholeField,
+    settings: RwSignal<RunSettings>,
+    notices: RwSignal<Vec<Notice>>,
     disabled: Signal<bool>,
 ) -> impl IntoView {
+    let WholeField {
+        label,
+        min,
+        max,
+        get,
+        set,
+    } = field;
     view! {
         <label>
             {label}
@@ -136,7 +147,10 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| {
         let images = ui.wall.get();
         if let (Some(images), Some(canvas)) = (images, wall_ref.get())
-            && let Err(error) = paint(&canvas, &wall::render(&images.originals, &images.recreations))
+            && let Err(error) = paint(
+                &canvas,
+                &wall::render(&images.originals, &images.recreations),
+            )
         {
             log::warn!("painting the wall failed: {error}");
         }
@@ -213,8 +227,30 @@ pub fn App() -> impl IntoView {
                             .collect_view()}
                     </select>
                 </label>
-                {whole_input("Epochs", 1, MAX_EPOCHS, settings, notices, |s| s.epochs, |s, v| s.epochs = v, running)}
-                {whole_input("Batch", 2, MAX_BATCH, settings, notices, |s| s.batch_size, |s, v| s.batch_size = v, running)}
+                {whole_input(
+                    WholeField {
+                        label: "Epochs",
+                        min: 1,
+                        max: MAX_EPOCHS,
+                        get: |s| s.epochs,
+                        set: |s, value| s.epochs = value,
+                    },
+                    settings,
+                    notices,
+                    running,
+                )}
+                {whole_input(
+                    WholeField {
+                        label: "Batch",
+                        min: 2,
+                        max: MAX_BATCH,
+                        get: |s| s.batch_size,
+                        set: |s, value| s.batch_size = value,
+                    },
+                    settings,
+                    notices,
+                    running,
+                )}
                 <label>
                     "Learning rate"
                     <input

@@ -17,7 +17,6 @@ pub struct Backend {
     pub device: Device,
     /// Starts with `WebGPU` or `CPU`; a fallback says why.
     pub label: String,
-    pub is_gpu: bool,
 }
 
 thread_local! {
@@ -30,7 +29,6 @@ fn cpu(reason: &str) -> Backend {
     Backend {
         device: Device::flex(),
         label: format!("CPU ({reason})"),
-        is_gpu: false,
     }
 }
 
@@ -69,7 +67,6 @@ async fn start_gpu() -> Result<Backend, String> {
     Ok(Backend {
         device,
         label: "WebGPU".into(),
-        is_gpu: true,
     })
 }
 

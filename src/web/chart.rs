@@ -16,11 +16,15 @@ pub fn draw(
     test: &[f64],
     epochs: usize,
 ) -> Result<(), String> {
-    let backend = CanvasBackend::with_canvas_object(canvas).ok_or("the chart canvas has no 2D context")?;
+    let backend =
+        CanvasBackend::with_canvas_object(canvas).ok_or("the chart canvas has no 2D context")?;
     let root = backend.into_drawing_area();
     root.fill(&WHITE).map_err(|error| error.to_string())?;
 
-    let values = train.iter().map(|&(_, loss)| loss).chain(test.iter().copied());
+    let values = train
+        .iter()
+        .map(|&(_, loss)| loss)
+        .chain(test.iter().copied());
     let (low, high) = values
         .filter(|value| value.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), value| {
@@ -51,7 +55,10 @@ pub fn draw(
         .map_err(|error| error.to_string())?;
 
     chart
-        .draw_series(LineSeries::new(train.iter().copied(), TRAIN_COLOUR.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            train.iter().copied(),
+            TRAIN_COLOUR.stroke_width(2),
+        ))
         .map_err(|error| error.to_string())?
         .label("train (smoothed)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], TRAIN_COLOUR.stroke_width(2)));
@@ -62,7 +69,10 @@ pub fn draw(
         .map(|(epoch, &loss)| (epoch as f64, loss))
         .collect();
     chart
-        .draw_series(LineSeries::new(test_points.iter().copied(), TEST_COLOUR.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            test_points.iter().copied(),
+            TEST_COLOUR.stroke_width(2),
+        ))
         .map_err(|error| error.to_string())?
         .label("test")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], TEST_COLOUR.stroke_width(2)));

@@ -47,7 +47,8 @@ pub async fn shard(
 pub async fn manifest(dataset: Dataset) -> Result<Manifest, String> {
     let url = format!("{}{MANIFEST_FILE}", base_url(dataset));
     let json = fetch::text(&url).await?;
-    Manifest::parse(&json).map_err(|error| format!("{} manifest rejected: {error}", dataset.title()))
+    Manifest::parse(&json)
+        .map_err(|error| format!("{} manifest rejected: {error}", dataset.title()))
 }
 
 pub fn cached(dataset: Dataset) -> Option<Rc<Loaded>> {

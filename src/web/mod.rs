@@ -34,7 +34,5 @@ pub fn js_error_text(value: &wasm_bindgen::JsValue) -> String {
     if let Some(error) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Error>(value) {
         return String::from(error.message());
     }
-    value
-        .as_string()
-        .unwrap_or_else(|| format!("{value:?}"))
+    value.as_string().unwrap_or_else(|| format!("{value:?}"))
 }

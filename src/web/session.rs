@@ -57,7 +57,13 @@ async fn load(dataset: Dataset, train_limit: Option<usize>, ui: Ui) -> Result<Rc
                 .first()
                 .ok_or("the manifest lists no training shard")?
                 .clone();
-            let entries: Vec<_> = manifest.test.shards.iter().chain([&first_train]).cloned().collect();
+            let entries: Vec<_> = manifest
+                .test
+                .shards
+                .iter()
+                .chain([&first_train])
+                .cloned()
+                .collect();
             let total: usize = entries.iter().map(|entry| entry.bytes).sum();
             let label = format!("{} test images and first training shard", dataset.title());
             let mut done = 0;
@@ -249,14 +255,19 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
                         None => loss,
                     };
                     smoothed = Some(value);
-                    points.push((epoch as f64 - 1.0 + step_in_epoch as f64 / steps_per_epoch, value));
+                    points.push((
+                        epoch as f64 - 1.0 + step_in_epoch as f64 / steps_per_epoch,
+                        value,
+                    ));
                 }
                 let now = now_ms();
                 training_ms += now - chunk_started;
                 chunk_started = now;
                 ui.train_loss.set(smoothed);
                 ui.train_curve.update(|curve| curve.extend(points));
-                ui.throughput.set(Some(trained_images as f64 / (training_ms / 1000.0).max(1e-3)));
+                ui.throughput.set(Some(
+                    trained_images as f64 / (training_ms / 1000.0).max(1e-3),
+                ));
                 ui.elapsed.set((now - started) / 1000.0);
             }
             yield_to_browser().await;

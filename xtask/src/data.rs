@@ -95,7 +95,9 @@ pub fn ensure_all(source: &SourceArgs) -> Result<()> {
 }
 
 fn output_dir(dataset: Dataset) -> PathBuf {
-    crate::project_root().join("public/data").join(dataset.slug())
+    crate::project_root()
+        .join("public/data")
+        .join(dataset.slug())
 }
 
 /// True when the manifest exists and every shard it lists is present with its checksum.
@@ -118,10 +120,19 @@ fn shards_up_to_date(dir: &Path) -> bool {
         })
 }
 
-fn make_shards(dataset: Dataset, source: &SourceArgs, shard_size: usize, force: bool) -> Result<()> {
+fn make_shards(
+    dataset: Dataset,
+    source: &SourceArgs,
+    shard_size: usize,
+    force: bool,
+) -> Result<()> {
     let dir = output_dir(dataset);
     if !force && shards_up_to_date(&dir) {
-        println!("{}: shards up to date in {}", dataset.title(), dir.display());
+        println!(
+            "{}: shards up to date in {}",
+            dataset.title(),
+            dir.display()
+        );
         return Ok(());
     }
 
@@ -218,7 +229,8 @@ fn fetch_official(dataset: Dataset, file: &OfficialFile, source: &Source) -> Res
     };
 
     let compressed = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let raw = gunzip(&compressed).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    let raw =
+        gunzip(&compressed).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
     let actual = sha256_hex(&raw);
     if actual != file.sha256 {
         if matches!(source, Source::Download { .. }) {

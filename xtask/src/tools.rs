@@ -49,7 +49,8 @@ pub fn cargo() -> Command {
 
 /// Version of the `wasm-bindgen` crate recorded in `Cargo.lock`; the CLI must match it.
 fn locked_wasm_bindgen_version(root: &Path) -> Result<String> {
-    let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
+    let lock =
+        std::fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line.trim() == "name = \"wasm-bindgen\"" {

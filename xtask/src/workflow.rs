@@ -39,7 +39,14 @@ pub fn test(source: &SourceArgs) -> Result<()> {
 
     run(cargo().args(["fmt", "--all", "--check"]).current_dir(&root))?;
     run(cargo()
-        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
         .current_dir(&root))?;
     run(cargo()
         .args([
@@ -61,7 +68,14 @@ pub fn test(source: &SourceArgs) -> Result<()> {
 
     trunk_build()?;
     run(cargo()
-        .args(["test", "--test", "browser", "--", "--ignored", "--test-threads=1"])
+        .args([
+            "test",
+            "--test",
+            "browser",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env("AE_LAB_DIST", root.join("dist"))
         .current_dir(&root))
 }
