@@ -11,6 +11,7 @@ pub mod model;
 pub mod settings;
 pub mod train;
 pub mod wall;
+pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -1,13 +1,16 @@
-//! Reconstruction metrics: binary cross-entropy, mean squared error and PSNR.
+//! Reconstruction metrics: binary cross-entropy, mean squared error, PSNR and SSIM.
 //!
-//! BCE and MSE are means over every pixel of the evaluated set. PSNR is computed per
-//! image with a data range of 1 and then averaged over images, so one perfect image
-//! cannot dominate the figure; a per-image MSE below 1e-10 counts as 1e-10 (100 dB).
+//! BCE and MSE are means over every pixel of the evaluated set. PSNR and SSIM are
+//! computed per image with a data range of 1 and then averaged over images, so one
+//! perfect image cannot dominate the figure. A per-image MSE below 1e-10 counts as
+//! 1e-10, which caps PSNR at 100 dB.
 
 use std::ops::AddAssign;
 
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 
 use crate::model::bce_with_logits;
 
@@ -23,6 +26,8 @@ pub struct Metrics {
     pub mse: f64,
     /// Mean over images of the peak signal-to-noise ratio, in dB.
     pub psnr: f64,
+    /// Mean over images of the structural similarity (see [`ssim`]).
+    pub ssim: f64,
 }
 
 /// PSNR in dB of an image with mean squared error `mse`, for data range 1.
@@ -45,10 +50,12 @@ pub fn image_metrics(original: &[f32], recreation: &[f32]) -> Metrics {
         squared += (target - predicted).powi(2);
     }
     let mse = squared / count;
+    let side = (original.len() as f64).sqrt() as usize;
     Metrics {
         bce: bce / count,
         mse,
         psnr: psnr_from_mse(mse),
+        ssim: ssim(original, recreation, side),
     }
 }
 
@@ -117,36 +124,80 @@ pub fn ssim(original: &[f32], recreation: &[f32], side: usize) -> f64 {
     total / (positions * positions) as f64
 }
 
+/// Sum over a batch of the per-image SSIM, computed on the device with the same window
+/// and constants as [`ssim`].
+///
+/// # Shapes
+///
+/// - `originals`, `recreations`: `[batch, 1, height, width]`, pixels in [0, 1]
+/// - output: `[1]`
+pub fn ssim_sum(originals: Tensor<4>, recreations: Tensor<4>) -> Tensor<1> {
+    let device = originals.device();
+    let weights: Vec<f32> = ssim_weights().iter().map(|&w| w as f32).collect();
+    let window = Tensor::<4>::from_data(
+        TensorData::new(weights, [1, 1, SSIM_WINDOW, SSIM_WINDOW]),
+        &device,
+    );
+    let filter = |x: Tensor<4>| {
+        conv2d(
+            x,
+            window.clone(),
+            None,
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        )
+    };
+    let c1 = 0.01f64.powi(2);
+    let c2 = 0.03f64.powi(2);
+
+    let mean_x = filter(originals.clone());
+    let mean_y = filter(recreations.clone());
+    let xx = filter(originals.clone() * originals.clone());
+    let yy = filter(recreations.clone() * recreations.clone());
+    let xy = filter(originals * recreations);
+    let mean_xx = mean_x.clone() * mean_x.clone();
+    let mean_yy = mean_y.clone() * mean_y.clone();
+    let mean_xy = mean_x * mean_y;
+
+    let numerator = (mean_xy.clone() * 2.0 + c1) * ((xy - mean_xy) * 2.0 + c2);
+    let denominator = (mean_xx.clone() + mean_yy.clone() + c1) * (xx - mean_xx + yy - mean_yy + c2);
+    let map = numerator / denominator;
+    let [batch, ..] = map.dims();
+    map.reshape([batch as i32, -1]).mean_dim(1).sum()
+}
+
 /// Running sums of metrics over batches, read back from the device once per evaluation.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MetricSums {
     pub bce: f64,
     pub squared_error: f64,
     pub psnr: f64,
+    pub ssim: f64,
     pub pixels: usize,
     pub images: usize,
 }
 
 impl MetricSums {
-    /// Sums of BCE, squared error and per-image PSNR of one batch, as a tensor of 3 values
-    /// that stays on the device until the caller reads it.
+    /// Sums of BCE, squared error, per-image PSNR and per-image SSIM of one batch, as a
+    /// tensor of 4 values that stays on the device until the caller reads it.
     ///
     /// # Shapes
     ///
     /// - `logits`, `targets`: `[batch, 1, height, width]`
-    /// - output: `[3]`
+    /// - output: `[4]`
     pub fn batch_tensor(logits: Tensor<4>, targets: Tensor<4>) -> Tensor<1> {
         let [batch, channels, height, width] = logits.dims();
         let pixels = channels * height * width;
 
         let bce = bce_with_logits(logits.clone(), targets.clone()).sum();
-        let squared = (sigmoid(logits) - targets)
+        let recreations = sigmoid(logits);
+        let ssim = ssim_sum(targets.clone(), recreations.clone());
+        let squared = (recreations - targets)
             .powi_scalar(2)
             .reshape([batch, pixels]);
         let squared_sum = squared.clone().sum();
         let image_mse = squared.mean_dim(1).clamp_min(MSE_FLOOR);
         let psnr = (image_mse.log() * (-10.0 / std::f64::consts::LN_10)).sum();
-        Tensor::cat(vec![bce, squared_sum, psnr], 0)
+        Tensor::cat(vec![bce, squared_sum, psnr, ssim], 0)
     }
 
     /// Adds the values read from [`MetricSums::batch_tensor`] for a batch of `images`.
@@ -154,6 +205,7 @@ impl MetricSums {
         self.bce += f64::from(values[0]);
         self.squared_error += f64::from(values[1]);
         self.psnr += f64::from(values[2]);
+        self.ssim += f64::from(values[3]);
         self.images += images;
         self.pixels += images * pixels_per_image;
     }
@@ -164,6 +216,7 @@ impl MetricSums {
             bce: self.bce / pixels,
             mse: self.squared_error / pixels,
             psnr: self.psnr / self.images.max(1) as f64,
+            ssim: self.ssim / self.images.max(1) as f64,
         }
     }
 }
@@ -173,6 +226,7 @@ impl AddAssign for MetricSums {
         self.bce += other.bce;
         self.squared_error += other.squared_error;
         self.psnr += other.psnr;
+        self.ssim += other.ssim;
         self.pixels += other.pixels;
         self.images += other.images;
     }
@@ -191,12 +245,18 @@ mod tests {
 
     #[test]
     fn image_metrics_hand_computed() {
-        // Errors 0.5 and 0 give MSE 0.125 and PSNR 10·log10(8) = 9.0309 dB.
-        // BCE: pixel 1 is -(ln 0.5), pixel 2 is -(ln(1 - 1e-7)) after clamping.
-        let metrics = image_metrics(&[1.0, 0.0], &[0.5, 0.0]);
-        assert!((metrics.mse - 0.125).abs() < 1e-12, "{metrics:?}");
-        assert!((metrics.psnr - 9.030_9).abs() < 1e-4, "{metrics:?}");
-        assert!((metrics.bce - 0.346_574).abs() < 1e-5, "{metrics:?}");
+        // One pixel of 784 is off by 0.5: MSE 0.25 / 784, PSNR 10·log10(784 / 0.25).
+        // BCE: that pixel costs ln 2, each other pixel -ln(1 - 1e-7) after clamping.
+        let mut original = vec![0.0f32; 784];
+        let mut recreation = vec![0.0f32; 784];
+        original[0] = 1.0;
+        recreation[0] = 0.5;
+        let metrics = image_metrics(&original, &recreation);
+        assert!((metrics.mse - 0.25 / 784.0).abs() < 1e-12, "{metrics:?}");
+        assert!((metrics.psnr - 34.963_761).abs() < 1e-5, "{metrics:?}");
+        let bce = (std::f64::consts::LN_2 + 783.0 * 1e-7) / 784.0;
+        assert!((metrics.bce - bce).abs() < 1e-8, "{metrics:?}");
+        assert!(metrics.ssim < 1.0 && metrics.ssim > 0.9, "{metrics:?}");
     }
 
     #[test]
@@ -227,26 +287,57 @@ mod tests {
     }
 
     #[test]
+    fn ssim_sum_matches_cpu() {
+        let device = Device::flex();
+        let first: Vec<f32> = (0..784).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+        let second: Vec<f32> = (0..784)
+            .map(|i| ((i / 28 + i % 28) % 7) as f32 / 6.0)
+            .collect();
+        let recreated: Vec<f32> = first
+            .iter()
+            .zip(&second)
+            .map(|(a, b)| 0.7 * a + 0.3 * b)
+            .collect();
+        let originals = [first.clone(), second.clone()].concat();
+        let recreations = [recreated.clone(), first.clone()].concat();
+        let to_tensor = |values: Vec<f32>| {
+            Tensor::<4>::from_data(TensorData::new(values, [2, 1, 28, 28]), &device)
+        };
+        let sum: Vec<f32> = ssim_sum(to_tensor(originals), to_tensor(recreations))
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let expected = ssim(&first, &recreated, 28) + ssim(&second, &first, 28);
+        assert!(
+            (f64::from(sum[0]) - expected).abs() < 1e-4,
+            "{sum:?} vs {expected}"
+        );
+    }
+
+    #[test]
     fn batch_tensor_matches_per_image() {
         let device = Device::flex();
-        let logits = [0.3f32, -1.2, 2.0, 0.0, -0.7, 1.5, 0.1, -2.5];
-        let targets = [0.0f32, 0.2, 1.0, 0.5, 0.0, 0.9, 0.3, 0.0];
+        let logits: Vec<f32> = (0..2 * 784)
+            .map(|i| ((i * 13) % 29) as f32 / 4.0 - 3.5)
+            .collect();
+        let targets: Vec<f32> = (0..2 * 784).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
         let to_tensor = |values: &[f32]| {
-            Tensor::<4>::from_data(TensorData::new(values.to_vec(), [2, 1, 2, 2]), &device)
+            Tensor::<4>::from_data(TensorData::new(values.to_vec(), [2, 1, 28, 28]), &device)
         };
         let values: Vec<f32> = MetricSums::batch_tensor(to_tensor(&logits), to_tensor(&targets))
             .into_data()
             .try_to_vec()
             .unwrap();
         let mut sums = MetricSums::default();
-        sums.add_batch(&values, 2, 4);
+        sums.add_batch(&values, 2, 784);
         let from_tensor = sums.metrics();
 
         let recreation: Vec<f32> = logits.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
-        let first = image_metrics(&targets[..4], &recreation[..4]);
-        let second = image_metrics(&targets[4..], &recreation[4..]);
-        assert!((from_tensor.bce - (first.bce + second.bce) / 2.0).abs() < 1e-5);
+        let first = image_metrics(&targets[..784], &recreation[..784]);
+        let second = image_metrics(&targets[784..], &recreation[784..]);
+        assert!((from_tensor.bce - (first.bce + second.bce) / 2.0).abs() < 1e-4);
         assert!((from_tensor.mse - (first.mse + second.mse) / 2.0).abs() < 1e-6);
         assert!((from_tensor.psnr - (first.psnr + second.psnr) / 2.0).abs() < 1e-3);
+        assert!((from_tensor.ssim - (first.ssim + second.ssim) / 2.0).abs() < 1e-4);
     }
 }

@@ -337,23 +337,36 @@ pub fn App() -> impl IntoView {
                 </Show>
             </section>
 
-            <section class="panel figure">
+            <section class="panel figure chart-panel">
                 <h2>"Loss"</h2>
-                <canvas data-testid="loss-chart" node_ref=chart_ref width="640" height="320"></canvas>
+                <canvas data-testid="loss-chart" node_ref=chart_ref width="720" height="360"></canvas>
             </section>
 
-            <section class="panel figure">
+            <section class="panel figure wall-panel">
                 <h2>"Test images, recreations and residuals"</h2>
-                <div class="wall-rows">
-                    <span>"original"</span>
-                    <span>"recreation"</span>
-                    <span>"residual"</span>
+                <div class="wall-grid">
+                    <div class="wall-labels" aria-hidden="true">
+                        <span>"original"</span>
+                        <span>"recreation"</span>
+                        <span>"residual"</span>
+                    </div>
+                    <canvas
+                        class="wall"
+                        data-testid="wall"
+                        node_ref=wall_ref
+                        width="298"
+                        height="88"
+                        role="img"
+                        aria-label="Ten test images in the top row, their recreations below, and the residuals at the bottom"
+                    ></canvas>
                 </div>
-                <canvas class="wall" data-testid="wall" node_ref=wall_ref width="298" height="88"></canvas>
                 <div class="colour-bar">
-                    <span>"−1"</span>
                     <canvas node_ref=bar_ref width="200" height="1"></canvas>
-                    <span>"+1"</span>
+                    <div class="colour-bar-labels">
+                        <span>"−1"</span>
+                        <span>"0"</span>
+                        <span>"+1"</span>
+                    </div>
                 </div>
                 <p class="hint">
                     "Residual = original − recreation: red where the recreation lacks ink, blue where it adds ink."
@@ -364,7 +377,7 @@ pub fn App() -> impl IntoView {
                 <h2>"Test metrics per epoch"</h2>
                 <table>
                     <thead>
-                        <tr><th>"epoch"</th><th>"BCE"</th><th>"MSE"</th><th>"PSNR (dB)"</th></tr>
+                        <tr><th>"epoch"</th><th>"BCE"</th><th>"MSE"</th><th>"PSNR (dB)"</th><th>"SSIM"</th></tr>
                     </thead>
                     <tbody>
                         {move || ui
@@ -378,6 +391,7 @@ pub fn App() -> impl IntoView {
                                     <td>{format!("{:.5}", m.bce)}</td>
                                     <td>{format!("{:.5}", m.mse)}</td>
                                     <td>{format!("{:.2}", m.psnr)}</td>
+                                    <td>{format!("{:.4}", m.ssim)}</td>
                                 </tr>
                             })
                             .collect_view()}

@@ -41,14 +41,16 @@ pub fn draw(
 
     let mut chart = ChartBuilder::on(&root)
         .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
         .build_cartesian_2d(0f64..epochs.max(1) as f64, low..high)
         .map_err(|error| error.to_string())?;
     chart
         .configure_mesh()
         .x_desc("epoch")
         .y_desc("BCE per pixel")
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
         .x_labels(epochs.clamp(2, 11))
         .y_label_formatter(&|value| format!("{value:.3}"))
         .draw()
@@ -87,6 +89,7 @@ pub fn draw(
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .draw()

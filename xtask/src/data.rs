@@ -41,7 +41,7 @@ pub struct DataArgs {
 }
 
 /// Where official files come from.
-enum Source {
+pub enum Source {
     Folder(PathBuf),
     Download { cache: PathBuf },
 }
@@ -55,7 +55,7 @@ impl SourceArgs {
         }
     }
 
-    fn resolve(&self) -> Source {
+    pub fn resolve(&self) -> Source {
         if let Some(dir) = &self.source {
             return Source::Folder(dir.clone());
         }
@@ -198,7 +198,7 @@ fn write_split(dir: &Path, name: &str, set: &ImageSet, shard_size: usize) -> Res
     })
 }
 
-fn load_split(dataset: Dataset, split: Split, source: &Source) -> Result<ImageSet> {
+pub fn load_split(dataset: Dataset, split: Split, source: &Source) -> Result<ImageSet> {
     let files = dataset.official(split);
     let images = fetch_official(dataset, &files.images, source)?;
     let labels = fetch_official(dataset, &files.labels, source)?;

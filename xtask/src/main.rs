@@ -3,6 +3,7 @@
 
 mod data;
 mod tools;
+mod train;
 mod workflow;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+    /// Train a preset natively and write a weights file the page can load.
+    Train(train::TrainArgs),
     /// Install missing tools and run every check: formatting, lints, native tests and
     /// browser tests.
     Test(data::SourceArgs),
@@ -43,6 +46,7 @@ fn main() -> Result<()> {
         Command::Build(source) => workflow::build(&source),
         Command::Serve { source, port } => workflow::serve(&source, port),
         Command::Test(source) => workflow::test(&source),
+        Command::Train(args) => train::run(&args),
     }
 }
 
