@@ -6,6 +6,7 @@
 //! wasm32.
 
 pub mod data;
+pub mod draw;
 pub mod metrics;
 pub mod model;
 pub mod settings;

@@ -43,6 +43,8 @@ pub struct RunSettings {
     pub test_limit: Option<usize>,
     pub autostart: bool,
     pub backend: BackendChoice,
+    /// Continue training the current model instead of starting from random weights.
+    pub fine_tune: bool,
 }
 
 /// Learning rate used when a link names none: the notebook's 1e-4 for its own
@@ -67,6 +69,7 @@ impl Default for RunSettings {
             test_limit: None,
             autostart: false,
             backend: BackendChoice::Auto,
+            fine_tune: false,
         }
     }
 }
@@ -146,6 +149,12 @@ impl RunSettings {
                     _ => Err(format!("`{value}` is not 1 or 0")),
                 }
                 .map(|autostart| settings.autostart = autostart),
+                "finetune" => match value {
+                    "1" | "true" => Ok(true),
+                    "0" | "false" => Ok(false),
+                    _ => Err(format!("`{value}` is not 1 or 0")),
+                }
+                .map(|fine_tune| settings.fine_tune = fine_tune),
                 "backend" => match value {
                     "auto" => Ok(BackendChoice::Auto),
                     "cpu" => Ok(BackendChoice::Cpu),
@@ -192,6 +201,9 @@ impl RunSettings {
         if self.backend == BackendChoice::Cpu {
             query.append_pair("backend", "cpu");
         }
+        if self.fine_tune {
+            query.append_pair("finetune", "1");
+        }
         if self.autostart {
             query.append_pair("autostart", "1");
         }
@@ -221,6 +233,7 @@ fn is_known(name: &str) -> bool {
             | "test_limit"
             | "autostart"
             | "backend"
+            | "finetune"
     )
 }
 
@@ -238,7 +251,7 @@ mod tests {
     #[test]
     fn full_query_parses() {
         let (settings, notices) = RunSettings::from_query(
-            "?dataset=fashion-mnist&preset=dense-conv&epochs=3&batch=64&lr=0.0005&seed=9&train_limit=512&autostart=1&backend=cpu",
+            "?dataset=fashion-mnist&preset=dense-conv&epochs=3&batch=64&lr=0.0005&seed=9&train_limit=512&autostart=1&backend=cpu&finetune=1",
         );
         assert!(notices.is_empty(), "{notices:?}");
         assert_eq!(settings.dataset, Dataset::FashionMnist);
@@ -250,6 +263,7 @@ mod tests {
         assert_eq!(settings.train_limit, Some(512));
         assert!(settings.autostart);
         assert_eq!(settings.backend, BackendChoice::Cpu);
+        assert!(settings.fine_tune);
     }
 
     #[test]

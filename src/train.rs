@@ -80,6 +80,22 @@ impl Trainer {
         }
     }
 
+    /// Continues training `model` (for example one loaded from a weights file) with a
+    /// fresh optimiser; `options.preset` is replaced by the model's own preset.
+    pub fn from_model(model: Autoencoder, mut options: TrainOptions, device: &Device) -> Self {
+        options.preset = model.preset();
+        Self {
+            model: Some(model.to_device(&device.clone().autodiff()).train()),
+            optimizer: AdamConfig::new().init(),
+            device: device.clone(),
+            rng: StdRng::seed_from_u64(options.seed),
+            options,
+            order: Vec::new(),
+            cursor: 0,
+            steps: 0,
+        }
+    }
+
     pub fn options(&self) -> &TrainOptions {
         &self.options
     }
@@ -261,6 +277,30 @@ mod tests {
             pollster::block_on(read_floats(loss)).unwrap()[0]
         };
         assert_eq!(first_loss(), first_loss());
+    }
+
+    #[test]
+    fn fine_tuning_continues_from_model() {
+        let _guard = crate::SEEDED_RNG
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let set = blobs(32);
+        let device = Device::flex();
+        let mut trainer = Trainer::new(options(), &device);
+        trainer.begin_epoch(set.len());
+        while trainer.step(&set).is_some() {}
+        let trained = trainer.inference_model();
+        let before = pollster::block_on(trainer.evaluate(&set)).unwrap();
+
+        let mut tuned = Trainer::from_model(trained, options(), &device);
+        let start = pollster::block_on(tuned.evaluate(&set)).unwrap();
+        assert_eq!(start, before, "fine-tuning starts from the given weights");
+        tuned.begin_epoch(set.len());
+        let loss = tuned.step(&set).expect("a batch to train on");
+        let loss = pollster::block_on(read_floats(loss)).unwrap()[0];
+        assert!(loss.is_finite());
+        let after = pollster::block_on(tuned.evaluate(&set)).unwrap();
+        assert_ne!(after, before, "a step changes the weights");
     }
 
     #[test]

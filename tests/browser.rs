@@ -98,6 +98,7 @@ struct Browser {
     client: Client,
     driver: Child,
     _profile: TempDir,
+    downloads: TempDir,
 }
 
 struct TempDir(PathBuf);
@@ -140,8 +141,17 @@ impl Browser {
         if webgpu {
             args.push("--enable-unsafe-webgpu".into());
         }
+        let downloads = TempDir(profile.0.with_extension("downloads"));
+        std::fs::create_dir_all(&downloads.0).unwrap();
+        let prefs = json!({
+            "download.default_directory": downloads.0,
+            "download.prompt_for_download": false,
+        });
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert("goog:chromeOptions".into(), json!({ "args": args }));
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({ "args": args, "prefs": prefs }),
+        );
 
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -163,6 +173,7 @@ impl Browser {
             client,
             driver,
             _profile: profile,
+            downloads,
         }
     }
 
@@ -193,10 +204,15 @@ impl Browser {
 
     /// Waits until the status is `done` or an error, and returns it.
     async fn wait_for_run(&self) -> String {
+        self.wait_for_status(&["done"]).await
+    }
+
+    /// Waits until the status is one of `ends` or an error, and returns it.
+    async fn wait_for_status(&self, ends: &[&str]) -> String {
         let started = Instant::now();
         loop {
             let status = self.hidden_text("status").await;
-            if status == "done" || status.starts_with("error") {
+            if ends.contains(&status.as_str()) || status.starts_with("error") {
                 println!(
                     "run ended as `{status}` after {:.1} s",
                     started.elapsed().as_secs_f64()
@@ -347,4 +363,134 @@ async fn bad_link_values_get_notices() {
     );
     assert_eq!(bold, 0, "markup from the link must not render");
     assert_eq!(status, "idle");
+}
+
+/// Opens the page without a query string and waits for the pretrained model's wall.
+async fn open_pretrained(browser: &Browser, base: &str) -> f64 {
+    let started = Instant::now();
+    browser.client.goto(base).await.unwrap();
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        let history = browser.hidden_text("test-loss-history").await;
+        if !history.is_empty() {
+            return started.elapsed().as_secs_f64();
+        }
+        let status = browser.hidden_text("status").await;
+        assert!(
+            !status.starts_with("error"),
+            "pretrained model failed: {status}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no pretrained wall after {RUN_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
+async fn pretrained_wall_on_open() {
+    let base = serve(dist_dir()).await;
+    let browser = Browser::start(true).await;
+    let seconds = open_pretrained(&browser, &base).await;
+    println!("pretrained wall painted {seconds:.2} s after navigation (software WebGPU)");
+    browser.wait_for_status(&["idle"]).await;
+    let model = browser.text("model").await;
+    let history = browser.hidden_text("test-loss-history").await;
+    let wall = browser.json(WALL_LEVELS).await;
+    browser.screenshot("pretrained").await;
+    browser.close().await;
+
+    assert!(
+        model.starts_with("Pretrained: conv on MNIST"),
+        "model: {model}"
+    );
+    assert_eq!(
+        history.split(',').count(),
+        1,
+        "one evaluation, no training: {history}"
+    );
+    let loss: f64 = history.parse().unwrap();
+    assert!(loss < 0.2, "a trained model, not random weights: {loss}");
+    assert!(
+        wall[2].as_u64().unwrap() > 20,
+        "recreation row is flat: {wall}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
+async fn export_import_round_trip() {
+    let base = serve(dist_dir()).await;
+    let browser = Browser::start(false).await;
+    open_pretrained(
+        &browser,
+        &format!("{base}?dataset=fashion-mnist&test_limit=300&backend=cpu"),
+    )
+    .await;
+    browser.wait_for_status(&["idle"]).await;
+    let before = browser.hidden_text("test-loss-history").await;
+
+    browser
+        .client
+        .find(Locator::Css("[data-testid='export']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exported = loop {
+        let finished = std::fs::read_dir(&browser.downloads.0)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "aelab"));
+        if let Some(path) = finished {
+            break path;
+        }
+        assert!(Instant::now() < deadline, "no .aelab download after 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let bad = browser.downloads.0.join("not-weights.aelab");
+    std::fs::write(&bad, b"<html>surely not weights</html>").unwrap();
+    let import = browser
+        .client
+        .find(Locator::Css("[data-testid='import']"))
+        .await
+        .unwrap();
+    import.send_keys(&bad.display().to_string()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let error = browser.text("model-error").await;
+    let model_after_bad = browser.text("model").await;
+    let history_after_bad = browser.hidden_text("test-loss-history").await;
+
+    let import = browser
+        .client
+        .find(Locator::Css("[data-testid='import']"))
+        .await
+        .unwrap();
+    import
+        .send_keys(&exported.display().to_string())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !browser.text("model").await.starts_with("Imported") {
+        assert!(Instant::now() < deadline, "import did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    browser.wait_for_status(&["idle"]).await;
+    let after = browser.hidden_text("test-loss-history").await;
+    browser.screenshot("imported").await;
+    browser.close().await;
+
+    assert!(error.contains("not a weights file"), "error: {error}");
+    assert!(
+        model_after_bad.starts_with("Pretrained"),
+        "model kept: {model_after_bad}"
+    );
+    assert_eq!(history_after_bad, before, "metrics kept after a bad file");
+    assert_eq!(after, before, "imported weights give the exported metrics");
 }

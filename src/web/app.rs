@@ -4,17 +4,22 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::{Clamped, JsCast, JsValue};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlAnchorElement, HtmlCanvasElement,
+    HtmlInputElement, ImageData, Url,
+};
 
+use super::draw::DrawPanel;
 use super::ui::{Progress, Ui};
-use super::{chart, session};
+use super::{chart, current, session};
 use crate::data::Dataset;
 use crate::model::Preset;
 use crate::settings::{MAX_BATCH, MAX_EPOCHS, Notice, RunSettings, default_learning_rate};
 use crate::wall::{self, Rgba};
 
 /// Copies an RGBA buffer onto `canvas`, resizing the canvas to fit it.
-fn paint(canvas: &HtmlCanvasElement, image: &Rgba) -> Result<(), String> {
+pub fn paint(canvas: &HtmlCanvasElement, image: &Rgba) -> Result<(), String> {
     canvas.set_width(image.width as u32);
     canvas.set_height(image.height as u32);
     let context: CanvasRenderingContext2d = canvas
@@ -41,6 +46,43 @@ fn show_in_address_bar(settings: &RunSettings) {
     if let Ok(history) = window().history() {
         let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&query));
     }
+}
+
+/// Offers `bytes` to the user as a file download named `name`.
+fn download(bytes: &[u8], name: &str) -> Result<(), String> {
+    let failed = |error: JsValue| format!("the download failed: {}", super::js_error_text(&error));
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = BlobPropertyBag::new();
+    options.set_type("application/octet-stream");
+    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(failed)?;
+    let url = Url::create_object_url_with_blob(&blob).map_err(failed)?;
+    let anchor: HtmlAnchorElement = document()
+        .create_element("a")
+        .map_err(failed)?
+        .dyn_into()
+        .map_err(|_| "the download failed: no anchor element".to_string())?;
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    Url::revoke_object_url(&url).map_err(failed)
+}
+
+/// Reads the file picked in `input`, with its name.
+async fn picked_file(input: &HtmlInputElement) -> Result<Option<(Vec<u8>, String)>, String> {
+    let Some(file) = input.files().and_then(|files| files.get(0)) else {
+        return Ok(None);
+    };
+    let buffer = JsFuture::from(file.array_buffer()).await.map_err(|error| {
+        format!(
+            "reading {} failed: {}",
+            file.name(),
+            super::js_error_text(&error)
+        )
+    })?;
+    Ok(Some((
+        js_sys::Uint8Array::new(&buffer).to_vec(),
+        file.name(),
+    )))
 }
 
 fn format_progress(progress: &Progress) -> String {
@@ -126,9 +168,56 @@ pub fn App() -> impl IntoView {
         show_in_address_bar(&run);
         spawn_local(session::run(run, ui));
     };
+    let show_pretrained = move || {
+        if !ui.running.get_untracked() {
+            spawn_local(current::show_pretrained(settings.get_untracked(), ui));
+        }
+    };
     if initial.autostart {
         request_animation_frame(start);
+    } else {
+        request_animation_frame(show_pretrained);
     }
+    let export = move |_| {
+        ui.model_error.set(None);
+        spawn_local(async move {
+            let result = match current::export().await {
+                Ok((bytes, name)) => download(&bytes, &name),
+                Err(message) => Err(message),
+            };
+            if let Err(message) = result {
+                ui.model_error.set(Some(message));
+            }
+        });
+    };
+    let import = move |event: leptos::ev::Event| {
+        ui.model_error.set(None);
+        let Some(input) = event
+            .target()
+            .and_then(|target| target.dyn_into::<HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        spawn_local(async move {
+            ui.running.set(true);
+            let result = match picked_file(&input).await {
+                Ok(Some((bytes, name))) => {
+                    current::import(bytes, &name, settings.get_untracked(), ui).await
+                }
+                Ok(None) => Err("no file was picked".into()),
+                Err(message) => Err(message),
+            };
+            match result {
+                Ok(dataset) => settings.update(|settings| settings.dataset = dataset),
+                Err(message) => {
+                    log::warn!("import failed: {message}");
+                    ui.model_error.set(Some(message));
+                }
+            }
+            input.set_value("");
+            ui.running.set(false);
+        });
+    };
 
     let chart_ref = NodeRef::<Canvas>::new();
     let wall_ref = NodeRef::<Canvas>::new();
@@ -198,6 +287,7 @@ pub fn App() -> impl IntoView {
                         on:change=move |event| {
                             if let Ok(dataset) = event_target_value(&event).parse::<Dataset>() {
                                 settings.update(|settings| settings.dataset = dataset);
+                                show_pretrained();
                             }
                         }
                     >
@@ -281,6 +371,18 @@ pub fn App() -> impl IntoView {
                         "Stop"
                     </button>
                 </div>
+                <label class="check">
+                    <input
+                        type="checkbox"
+                        disabled=running
+                        prop:checked=move || settings.get().fine_tune
+                        on:change=move |event| {
+                            let checked = event_target_checked(&event);
+                            settings.update(|settings| settings.fine_tune = checked);
+                        }
+                    />
+                    "Fine-tune the current model instead of starting from random weights"
+                </label>
                 <p class="hint">{move || settings.get().preset.summary()}</p>
                 <label class="share">
                     "Link to this run"
@@ -299,6 +401,29 @@ pub fn App() -> impl IntoView {
                     </ul>
                 </section>
             </Show>
+
+            <section class="panel model" aria-label="Current model">
+                <h2>"Model"</h2>
+                <p data-testid="model">{move || ui.model_label.get()}</p>
+                <div class="buttons">
+                    <button data-testid="export" disabled=running on:click=export>"Export weights"</button>
+                    <label class="file-button">
+                        "Import weights"
+                        <input
+                            type="file"
+                            accept=".aelab"
+                            data-testid="import"
+                            disabled=running
+                            on:change=import
+                        />
+                    </label>
+                </div>
+                <Show when=move || ui.model_error.get().is_some()>
+                    <p class="error" role="alert" data-testid="model-error">
+                        {move || ui.model_error.get().unwrap_or_default()}
+                    </p>
+                </Show>
+            </section>
 
             <section class="panel status" aria-live="polite">
                 <dl>
@@ -373,9 +498,11 @@ pub fn App() -> impl IntoView {
                 </p>
             </section>
 
+            <DrawPanel model_version=ui.model_version />
+
             <section class="panel metrics">
                 <h2>"Test metrics per epoch"</h2>
-                <table>
+                <table data-testid="metrics">
                     <thead>
                         <tr><th>"epoch"</th><th>"BCE"</th><th>"MSE"</th><th>"PSNR (dB)"</th><th>"SSIM"</th></tr>
                     </thead>

@@ -4,7 +4,9 @@
 mod app;
 mod backend;
 mod chart;
+mod current;
 mod dataset;
+mod draw;
 mod fetch;
 mod session;
 mod ui;

@@ -1,19 +1,20 @@
 //! One training run in the page: start the backend, download the data, train epoch by
 //! epoch while yielding to the browser, and publish every figure through [`Ui`].
 
-use std::rc::Rc;
-
 use burn::prelude::*;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 
 use super::backend::{self, Backend};
+use super::current;
 use super::dataset::{self, Loaded};
-use super::ui::{Progress, Status, Ui, WallImages};
+use super::ui::{Status, Ui, WallImages};
 use super::{now_ms, yield_to_browser};
-use crate::data::{Dataset, ImageSet};
+use crate::data::ImageSet;
+use crate::metrics::Metrics;
+use crate::model::Autoencoder;
 use crate::settings::RunSettings;
 use crate::train::{self, Trainer, read_floats};
+use crate::weights::{ModelInfo, TrainingRecord};
 
 /// Steps between reads of the training loss; reading waits for the GPU, so reading
 /// every step would keep it from running ahead.
@@ -28,6 +29,14 @@ pub async fn run(settings: RunSettings, ui: Ui) {
     ui.running.set(true);
     ui.reset(settings.epochs);
     let outcome = train(&settings, ui).await;
+    ui.progress.update(|progress| {
+        if progress
+            .as_ref()
+            .is_some_and(|p| p.total > 0 && p.loaded >= p.total)
+        {
+            *progress = None;
+        }
+    });
     ui.status.set(match outcome {
         Ok(true) => Status::Stopped,
         Ok(false) => Status::Done,
@@ -39,123 +48,6 @@ pub async fn run(settings: RunSettings, ui: Ui) {
     ui.running.set(false);
 }
 
-/// Downloads what is missing of `dataset`: the test shards and the first training
-/// shard now, further training shards in the background.
-async fn load(dataset: Dataset, train_limit: Option<usize>, ui: Ui) -> Result<Rc<Loaded>, String> {
-    let loaded = match dataset::cached(dataset) {
-        Some(loaded) => loaded,
-        None => {
-            ui.progress.set(Some(Progress {
-                label: format!("{} manifest", dataset.title()),
-                loaded: 0,
-                total: 0,
-            }));
-            let manifest = dataset::manifest(dataset).await?;
-            let first_train = manifest
-                .train
-                .shards
-                .first()
-                .ok_or("the manifest lists no training shard")?
-                .clone();
-            let entries: Vec<_> = manifest
-                .test
-                .shards
-                .iter()
-                .chain([&first_train])
-                .cloned()
-                .collect();
-            let total: usize = entries.iter().map(|entry| entry.bytes).sum();
-            let label = format!("{} test images and first training shard", dataset.title());
-            let mut done = 0;
-            let mut sets = Vec::new();
-            for entry in &entries {
-                let set = dataset::shard(dataset, entry, |received| {
-                    ui.progress.set(Some(Progress {
-                        label: label.clone(),
-                        loaded: done + received,
-                        total,
-                    }))
-                })
-                .await?;
-                done += entry.bytes;
-                sets.push(set);
-            }
-            let train = sets.pop().expect("the first training shard was downloaded");
-            let mut test = ImageSet::default();
-            for set in &sets {
-                test.extend(set);
-            }
-            if test.is_empty() {
-                return Err("the manifest lists no test images".into());
-            }
-            let loaded = Rc::new(Loaded {
-                manifest,
-                test,
-                train: train.into(),
-                train_shards: 1.into(),
-                downloading: false.into(),
-            });
-            dataset::remember(loaded.clone());
-            loaded
-        }
-    };
-
-    let needed = dataset::shards_needed(&loaded.manifest, train_limit);
-    if *loaded.train_shards.borrow() < needed && !*loaded.downloading.borrow() {
-        *loaded.downloading.borrow_mut() = true;
-        spawn_local(download_rest(loaded.clone(), needed, ui));
-    } else if !*loaded.downloading.borrow() {
-        ui.progress.set(None);
-    }
-    Ok(loaded)
-}
-
-/// Appends training shards up to `needed` while training runs on what has arrived.
-async fn download_rest(loaded: Rc<Loaded>, needed: usize, ui: Ui) {
-    let dataset = loaded.manifest.dataset;
-    let entries: Vec<_> = loaded.manifest.train.shards[..needed].to_vec();
-    let total: usize = entries.iter().map(|entry| entry.bytes).sum();
-    let mut done: usize = entries[..*loaded.train_shards.borrow()]
-        .iter()
-        .map(|entry| entry.bytes)
-        .sum();
-    let first = *loaded.train_shards.borrow();
-    for (index, entry) in entries.iter().enumerate().skip(first) {
-        let label = format!(
-            "{} training shard {} of {needed} (training continues meanwhile)",
-            dataset.title(),
-            index + 1
-        );
-        let result = dataset::shard(dataset, entry, |received| {
-            ui.progress.set(Some(Progress {
-                label: label.clone(),
-                loaded: done + received,
-                total,
-            }))
-        })
-        .await;
-        match result {
-            Ok(set) => {
-                loaded.train.borrow_mut().extend(&set);
-                *loaded.train_shards.borrow_mut() += 1;
-                done += entry.bytes;
-            }
-            Err(message) => {
-                log::error!("{message}");
-                ui.progress.set(Some(Progress {
-                    label: format!("{message}; training goes on with the images already here"),
-                    loaded: done,
-                    total,
-                }));
-                *loaded.downloading.borrow_mut() = false;
-                return;
-            }
-        }
-    }
-    *loaded.downloading.borrow_mut() = false;
-    ui.progress.set(None);
-}
-
 /// Index of the first test image of each class, in class order.
 fn wall_indices(test: &ImageSet) -> Vec<usize> {
     (0u8..10)
@@ -163,25 +55,31 @@ fn wall_indices(test: &ImageSet) -> Vec<usize> {
         .collect()
 }
 
-/// Evaluates the current model, records its metrics and repaints the wall.
+fn test_images(loaded: &Loaded, limit: Option<usize>) -> ImageSet {
+    let mut test = loaded.test.clone();
+    if let Some(limit) = limit {
+        test.truncate(limit);
+    }
+    test
+}
+
+/// Evaluates `model` on the test images, records its metrics and repaints the wall.
 async fn evaluate_and_show(
-    trainer: &Trainer,
+    model: &Autoencoder,
     test: &ImageSet,
     backend: &Backend,
-    shown: &[usize],
     ui: Ui,
-) -> Result<(), String> {
-    let model = trainer.inference_model();
-    let metrics = train::evaluate(&model, test, EVAL_BATCH, &backend.device).await?;
+) -> Result<Metrics, String> {
+    let metrics = train::evaluate(model, test, EVAL_BATCH, &backend.device).await?;
     if !metrics.bce.is_finite() {
         return Err(format!(
-            "the test loss became {} at epoch {}; lower the learning rate (now {}) and train again",
+            "the test loss became {} at epoch {}",
             metrics.bce,
-            ui.epoch.get_untracked().0,
-            trainer.options().learning_rate
+            ui.epoch.get_untracked().0
         ));
     }
-    let recreations = train::recreate(&model, test, shown, &backend.device).await?;
+    let shown = wall_indices(test);
+    let recreations = train::recreate(model, test, &shown, &backend.device).await?;
     let originals = shown
         .iter()
         .flat_map(|&index| test.image(index).iter().map(|&p| f32::from(p) / 255.0))
@@ -191,7 +89,29 @@ async fn evaluate_and_show(
         recreations,
     }));
     ui.test_metrics.update(|history| history.push(metrics));
-    Ok(())
+    Ok(metrics)
+}
+
+/// Evaluates and shows a model that is not being trained (pretrained or imported).
+pub async fn show_model(
+    model: &Autoencoder,
+    loaded: &Loaded,
+    test_limit: Option<usize>,
+    backend: &Backend,
+    ui: Ui,
+) -> Result<Metrics, String> {
+    let test = test_images(loaded, test_limit);
+    evaluate_and_show(model, &test, backend, ui).await
+}
+
+fn training_record(settings: &RunSettings, epochs: usize) -> TrainingRecord {
+    TrainingRecord {
+        epochs,
+        batch_size: settings.batch_size,
+        learning_rate: settings.learning_rate,
+        seed: settings.seed,
+        train_limit: settings.train_limit,
+    }
 }
 
 /// Trains as `settings` asks; returns whether the user stopped the run.
@@ -199,19 +119,32 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
     ui.status.set(Status::Loading);
     let backend = backend::select(settings.backend).await;
     ui.backend.set(backend.label.clone());
-    let loaded = load(settings.dataset, settings.train_limit, ui).await?;
+    let loaded = dataset::load_test(settings.dataset, ui).await?;
+    dataset::load_train(&loaded, settings.train_limit, ui).await?;
 
-    let mut test = loaded.test.clone();
-    if let Some(limit) = settings.test_limit {
-        test.truncate(limit);
-    }
-    let shown = wall_indices(&test);
+    let test = test_images(&loaded, settings.test_limit);
     let limit = settings.train_limit.unwrap_or(usize::MAX);
 
     ui.status.set(Status::Training);
     let started = now_ms();
-    let mut trainer = Trainer::new(settings.train_options(), &backend.device);
-    evaluate_and_show(&trainer, &test, &backend, &shown, ui).await?;
+    let start_from = settings.fine_tune.then(current::get).flatten();
+    let (mut trainer, first_epoch, origin) = match start_from {
+        Some(start) => (
+            Trainer::from_model(
+                start.model.clone(),
+                settings.train_options(),
+                &backend.device,
+            ),
+            start.info.training.epochs,
+            "Fine-tuned in this page",
+        ),
+        None => (
+            Trainer::new(settings.train_options(), &backend.device),
+            0,
+            "Trained in this page",
+        ),
+    };
+    evaluate_and_show(&trainer.inference_model(), &test, &backend, ui).await?;
 
     let mut smoothed: Option<f64> = None;
     let mut trained_images = 0usize;
@@ -246,7 +179,7 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
                     let loss = f64::from(loss);
                     if !loss.is_finite() {
                         return Err(format!(
-                            "the training loss became {loss} at epoch {epoch}, step {step_in_epoch}; the wall and metrics show the model from before this epoch; lower the learning rate (now {}) and train again",
+                            "the training loss became {loss} at epoch {epoch}, step {step_in_epoch}; the wall, the metrics and Export keep the model from before this epoch; lower the learning rate (now {}) and train again",
                             settings.learning_rate
                         ));
                     }
@@ -273,7 +206,14 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
             yield_to_browser().await;
         }
 
-        evaluate_and_show(&trainer, &test, &backend, &shown, ui).await?;
+        let model = trainer.inference_model();
+        let metrics = evaluate_and_show(&model, &test, &backend, ui).await?;
+        let info = ModelInfo {
+            dataset: settings.dataset,
+            training: training_record(settings, first_epoch + epoch),
+            metrics: Some(metrics),
+        };
+        current::set(model, info, &backend.device, origin, ui);
         ui.elapsed.set((now_ms() - started) / 1000.0);
     }
     Ok(false)

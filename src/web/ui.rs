@@ -66,6 +66,12 @@ pub struct Ui {
     pub wall: RwSignal<Option<WallImages>>,
     pub running: RwSignal<bool>,
     pub stop_requested: RwSignal<bool>,
+    /// What the current model is and how it was trained.
+    pub model_label: RwSignal<String>,
+    /// Why the last export or import failed.
+    pub model_error: RwSignal<Option<String>>,
+    /// Increases whenever the current model changes, so views that use it can refresh.
+    pub model_version: RwSignal<u64>,
 }
 
 impl Ui {
@@ -83,6 +89,9 @@ impl Ui {
             wall: RwSignal::new(None),
             running: RwSignal::new(false),
             stop_requested: RwSignal::new(false),
+            model_label: RwSignal::new("no model yet".into()),
+            model_error: RwSignal::new(None),
+            model_version: RwSignal::new(0),
         }
     }
 

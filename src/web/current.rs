@@ -1,0 +1,152 @@
+//! The model the page shows: the pretrained one of a dataset, one trained in the page,
+//! or one imported from a weights file. Exports and imports go through here.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use leptos::prelude::*;
+
+use super::backend;
+use super::dataset;
+use super::fetch;
+use super::session::show_model;
+use super::ui::{Progress, Status, Ui};
+use burn::prelude::Device;
+
+use crate::data::Dataset;
+use crate::model::Autoencoder;
+use crate::settings::RunSettings;
+use crate::weights::{self, ModelInfo};
+
+/// A model with what is known about it.
+pub struct Current {
+    pub model: Autoencoder,
+    pub info: ModelInfo,
+    /// Device the model's weights live on.
+    pub device: Device,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Current>>> = const { RefCell::new(None) };
+}
+
+pub fn get() -> Option<Rc<Current>> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+/// Makes `model` the current model and describes it in the page.
+pub fn set(model: Autoencoder, info: ModelInfo, device: &Device, origin: &str, ui: Ui) {
+    let training = &info.training;
+    ui.model_label.set(format!(
+        "{origin}: {} on {}, {} epoch{} at batch {} and learning rate {}",
+        model.preset(),
+        info.dataset.title(),
+        training.epochs,
+        if training.epochs == 1 { "" } else { "s" },
+        training.batch_size,
+        training.learning_rate,
+    ));
+    let current = Current {
+        model,
+        info,
+        device: device.clone(),
+    };
+    CURRENT.with(|slot| *slot.borrow_mut() = Some(Rc::new(current)));
+    ui.model_version.update(|version| *version += 1);
+}
+
+/// URL of the pretrained weights of `dataset`, relative to the page.
+fn pretrained_url(dataset: Dataset) -> String {
+    format!("models/{}.aelab", dataset.slug())
+}
+
+/// Loads the pretrained model of `settings.dataset` and its test images, then paints the
+/// wall and the test metrics without training.
+pub async fn show_pretrained(settings: RunSettings, ui: Ui) {
+    ui.running.set(true);
+    ui.reset(0);
+    ui.status.set(Status::Loading);
+    let result = load_pretrained(&settings, ui).await;
+    ui.progress.set(None);
+    ui.status.set(match result {
+        Ok(()) => Status::Idle,
+        Err(message) => {
+            log::error!("{message}");
+            Status::Error(format!("{message}; training from scratch still works"))
+        }
+    });
+    ui.running.set(false);
+}
+
+async fn load_pretrained(settings: &RunSettings, ui: Ui) -> Result<(), String> {
+    let started = super::now_ms();
+    let backend = backend::select(settings.backend).await;
+    ui.backend.set(backend.label.clone());
+    let dataset = settings.dataset;
+    let loaded = dataset::load_test(dataset, ui).await?;
+
+    let url = pretrained_url(dataset);
+    let label = format!("pretrained {} model", dataset.title());
+    let bytes = fetch::bytes(&url, |received| {
+        ui.progress.set(Some(Progress {
+            label: label.clone(),
+            loaded: received,
+            total: 0,
+        }))
+    })
+    .await?;
+    let (model, info) = weights::import(&bytes, &backend.device).map_err(|error| {
+        format!(
+            "the pretrained {} model is unusable: {error}",
+            dataset.title()
+        )
+    })?;
+    show_model(&model, &loaded, settings.test_limit, &backend, ui).await?;
+    set(model, info, &backend.device, "Pretrained", ui);
+    log::info!(
+        "pretrained {} model shown {:.0} ms after the request",
+        dataset.title(),
+        super::now_ms() - started
+    );
+    Ok(())
+}
+
+/// Replaces the current model with the one in `bytes`, after checking it completely;
+/// on any error the current model stays.
+pub async fn import(
+    bytes: Vec<u8>,
+    name: &str,
+    settings: RunSettings,
+    ui: Ui,
+) -> Result<Dataset, String> {
+    let backend = backend::select(settings.backend).await;
+    let (model, info) =
+        weights::import(&bytes, &backend.device).map_err(|error| format!("{name}: {error}"))?;
+    ui.status.set(Status::Loading);
+    let loaded = dataset::load_test(info.dataset, ui).await?;
+    ui.reset(info.training.epochs);
+    show_model(&model, &loaded, settings.test_limit, &backend, ui).await?;
+    ui.status.set(Status::Idle);
+    let dataset = info.dataset;
+    set(
+        model,
+        info,
+        &backend.device,
+        &format!("Imported from {name}"),
+        ui,
+    );
+    Ok(dataset)
+}
+
+/// The current model as a weights file, with a file name for the download.
+pub async fn export() -> Result<(Vec<u8>, String), String> {
+    let current = get().ok_or("there is no model to export yet")?;
+    let bytes = weights::export(&current.model, &current.info).await?;
+    let name = format!(
+        "ae-lab-{}-{}-{}ep.aelab",
+        current.info.dataset,
+        current.model.preset(),
+        current.info.training.epochs
+    );
+    Ok((bytes, name))
+}
