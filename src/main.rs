@@ -1,4 +1,4 @@
-//! Entry point of the page; Trunk builds this binary for wasm32.
+//! Entry point of the page, which Trunk builds for wasm32.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

@@ -1,7 +1,7 @@
 //! The autoencoder: one Burn module with two presets that share the training loop.
 //!
 //! Both presets take images of shape `[batch, 1, 28, 28]` with pixels in [0, 1] and
-//! return logits of the same shape; the recreation is `sigmoid(logits)`. Returning
+//! return logits of the same shape, and the recreation is `sigmoid(logits)`. Returning
 //! logits lets the loss use the numerically stable form of binary cross-entropy.
 
 use std::fmt;

@@ -96,7 +96,7 @@ fn parse_whole(value: &str, min: usize, max: usize) -> Result<usize, String> {
     }
 }
 
-/// Longest value quoted back in a notice; longer ones are cut.
+/// Longest value quoted back in a notice. Longer values are cut.
 const MAX_SHOWN_VALUE: usize = 40;
 
 fn shorten(value: &str) -> String {

@@ -81,7 +81,7 @@ impl Trainer {
     }
 
     /// Continues training `model` (for example one loaded from a weights file) with a
-    /// fresh optimiser; `options.preset` is replaced by the model's own preset.
+    /// fresh optimiser. The model's own preset replaces `options.preset`.
     pub fn from_model(model: Autoencoder, mut options: TrainOptions, device: &Device) -> Self {
         options.preset = model.preset();
         Self {

@@ -2,7 +2,7 @@
 //! diverging colour scale the residuals are painted with.
 //!
 //! The wall is built here as an RGBA buffer so that its layout and colours are tested
-//! natively; the page only copies the buffer onto a canvas.
+//! natively, and the page only copies the buffer onto a canvas.
 
 use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
 
@@ -18,7 +18,7 @@ pub const GAP: usize = 2;
 /// Rows of the wall: original, recreation, residual.
 pub const ROWS: usize = 3;
 
-/// Maps a residual in [-1, 1] onto the blue-white-red scale; values outside are clamped.
+/// Maps a residual in [-1, 1] onto the blue-white-red scale, clamping values outside.
 pub fn diverging_rgb(value: f32) -> [u8; 3] {
     let value = if value.is_nan() {
         0.0

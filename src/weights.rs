@@ -17,7 +17,7 @@ use crate::model::{Autoencoder, AutoencoderConfig, Preset};
 use crate::train::read_floats;
 
 const MAGIC: &[u8; 8] = b"AELABWT\0";
-/// Version of the layout above; bump it when the layout changes.
+/// Version of the layout above, to be increased whenever the layout changes.
 pub const FORMAT_VERSION: u32 = 1;
 /// Largest header accepted, so a corrupt length cannot ask for gigabytes.
 const MAX_HEADER_BYTES: usize = 1 << 20;
@@ -157,7 +157,7 @@ pub fn layout(model: &Autoencoder) -> Vec<TensorEntry> {
     collector.entries
 }
 
-/// Serialises `model` with `info`; reads the weights off the device asynchronously.
+/// Serialises `model` with `info`, reading the weights off the device asynchronously.
 pub async fn export(model: &Autoencoder, info: &ModelInfo) -> Result<Vec<u8>, String> {
     let mut collector = Collector::default();
     model.visit(&mut collector);

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-/// Longest a test waits for a run to finish; software WebGPU is slow.
+/// Longest a test waits for a run to finish, generous because software WebGPU is slow.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 /// A small run that still shows learning: one epoch over 512 images.
 const SMALL_RUN: &str = "?dataset=mnist&preset=conv&epochs=1&batch=64&lr=0.003&train_limit=512&test_limit=256&seed=3&autostart=1";
@@ -187,7 +188,7 @@ impl Browser {
             .unwrap()
     }
 
-    /// Text content, also of elements hidden with CSS; empty while the page has not
+    /// Text content, also of elements hidden with CSS. Empty while the page has not
     /// rendered the element yet.
     async fn hidden_text(&self, test_id: &str) -> String {
         let script = format!(
@@ -493,4 +494,155 @@ async fn export_import_round_trip() {
     );
     assert_eq!(history_after_bad, before, "metrics kept after a bad file");
     assert_eq!(after, before, "imported weights give the exported metrics");
+}
+
+/// Pixels brighter than half-grey in a 28x28 tile.
+fn bright_pixels(test_id: &str) -> String {
+    format!(
+        r#"
+const canvas = document.querySelector("[data-testid='{test_id}']");
+const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+let bright = 0;
+for (let i = 0; i < data.length; i += 4) if (data[i] > 128) bright++;
+return bright;
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
+async fn drawing_is_recreated() {
+    let base = serve(dist_dir()).await;
+    let browser = Browser::start(false).await;
+    open_pretrained(&browser, &format!("{base}?backend=cpu&test_limit=200")).await;
+    browser.wait_for_status(&["idle"]).await;
+
+    let pad = browser
+        .client
+        .find(Locator::Css("[data-testid='draw-pad']"))
+        .await
+        .unwrap();
+    let step = |x: i64, y: i64| PointerAction::MoveBy {
+        duration: Some(Duration::from_millis(40)),
+        x,
+        y,
+    };
+    let stroke = MouseActions::new("pen".into())
+        .then(PointerAction::MoveToElement {
+            element: pad,
+            duration: None,
+            x: -10,
+            y: -90,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(step(5, 45))
+        .then(step(5, 45))
+        .then(step(0, 45))
+        .then(step(0, 45))
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    browser.client.perform_actions(stroke).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (input, recreation) = loop {
+        let input = browser
+            .json(&bright_pixels("draw-input"))
+            .await
+            .as_u64()
+            .unwrap();
+        let recreation = browser
+            .json(&bright_pixels("draw-recreation"))
+            .await
+            .as_u64()
+            .unwrap();
+        if recreation > 0 || Instant::now() > deadline {
+            break (input, recreation);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let not_image = browser.downloads.0.join("notes.png");
+    std::fs::write(&not_image, b"these are notes, not a picture").unwrap();
+    let upload = browser
+        .client
+        .find(Locator::Css("[data-testid='draw-upload']"))
+        .await
+        .unwrap();
+    upload
+        .send_keys(&not_image.display().to_string())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let error = browser.text("draw-error").await;
+    browser.screenshot("drawing").await;
+    browser.close().await;
+
+    assert!(
+        input > 10,
+        "the model input has no ink: {input} bright pixels"
+    );
+    assert!(
+        recreation > 5,
+        "the recreation is blank: {recreation} bright pixels"
+    );
+    assert!(error.contains("not an image"), "error: {error}");
+}
+
+#[tokio::test]
+#[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
+async fn reload_offers_resume() {
+    let base = serve(dist_dir()).await;
+    let browser = Browser::start(false).await;
+    browser
+        .client
+        .goto(&format!("{base}{SMALL_RUN}&backend=cpu"))
+        .await
+        .unwrap();
+    assert_eq!(browser.wait_for_run().await, "done");
+    let trained = browser.hidden_text("test-loss-history").await;
+    let trained_loss = trained.split(',').next_back().unwrap().to_string();
+
+    browser.client.goto(&base).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let offer = loop {
+        if let Ok(offer) = browser
+            .client
+            .find(Locator::Css("[data-testid='resume']"))
+            .await
+        {
+            break offer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no offer to resume after a reload"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let text = offer.text().await.unwrap();
+    browser.wait_for_status(&["idle"]).await;
+    offer
+        .find(Locator::Css("button.primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !browser.text("model").await.starts_with("Imported") {
+        assert!(Instant::now() < deadline, "resuming did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    browser.wait_for_status(&["idle"]).await;
+    let resumed = browser.hidden_text("test-loss-history").await;
+    browser.screenshot("resumed").await;
+    browser.close().await;
+
+    assert!(text.contains("conv on MNIST, 1 epoch,"), "offer: {text}");
+    assert_eq!(
+        resumed, trained_loss,
+        "the resumed model has the trained model's test loss"
+    );
 }

@@ -7,7 +7,7 @@ use thiserror::Error;
 use super::shard::{self, ShardError};
 use super::{Dataset, IMAGE_SIDE, ImageSet, sha256_hex};
 
-/// Version of the manifest and shard layout; bump it when either changes.
+/// Version of the manifest and shard layout, to be increased whenever either changes.
 pub const FORMAT_VERSION: u32 = 1;
 /// File name of the manifest inside a dataset's shard folder.
 pub const MANIFEST_FILE: &str = "manifest.json";

@@ -12,7 +12,7 @@ use web_sys::{
 
 use super::draw::DrawPanel;
 use super::ui::{Progress, Ui};
-use super::{chart, current, session};
+use super::{chart, current, session, storage};
 use crate::data::Dataset;
 use crate::model::Preset;
 use crate::settings::{MAX_BATCH, MAX_EPOCHS, Notice, RunSettings, default_learning_rate};
@@ -107,7 +107,7 @@ struct WholeField {
     set: fn(&mut RunSettings, usize),
 }
 
-/// A number input bound to `field`; an invalid entry is reverted with a notice.
+/// A number input bound to `field`. An invalid entry is reverted with a notice.
 fn whole_input(
     field: WholeField,
     settings: RwSignal<RunSettings>,
@@ -178,6 +178,62 @@ pub fn App() -> impl IntoView {
     } else {
         request_animation_frame(show_pretrained);
     }
+    let saved_bytes = StoredValue::new_local(None::<storage::Saved>);
+    spawn_local(async move {
+        match storage::load().await {
+            Ok(Some(saved)) => match crate::weights::read_info(&saved.weights) {
+                Ok((preset, info)) => {
+                    let epochs = info.training.epochs;
+                    ui.saved.set(Some(format!(
+                        "{preset} on {}, {epochs} epoch{}, test PSNR {}",
+                        info.dataset.title(),
+                        if epochs == 1 { "" } else { "s" },
+                        info.metrics
+                            .map(|m| format!("{:.2} dB", m.psnr))
+                            .unwrap_or_else(|| "not measured".into())
+                    )));
+                    saved_bytes.set_value(Some(saved));
+                }
+                Err(error) => log::warn!("the model saved in this browser is unreadable: {error}"),
+            },
+            Ok(None) => {}
+            Err(message) => log::warn!("reading the model saved in this browser failed: {message}"),
+        }
+    });
+    let resume = move |_| {
+        let Some(saved) = saved_bytes.get_value() else {
+            return;
+        };
+        ui.saved.set(None);
+        let (resumed, _) = RunSettings::from_query(&saved.query);
+        settings.set(RunSettings {
+            fine_tune: true,
+            ..resumed.clone()
+        });
+        spawn_local(async move {
+            ui.running.set(true);
+            let result = current::import(
+                saved.weights,
+                "the model saved in this browser",
+                resumed,
+                ui,
+            )
+            .await;
+            if let Err(message) = result {
+                ui.model_error.set(Some(message));
+            }
+            ui.running.set(false);
+        });
+    };
+    let discard = move |_| {
+        ui.saved.set(None);
+        saved_bytes.set_value(None);
+        spawn_local(async move {
+            if let Err(message) = storage::clear().await {
+                log::warn!("forgetting the saved model failed: {message}");
+            }
+        });
+    };
     let export = move |_| {
         ui.model_error.set(None);
         spawn_local(async move {
@@ -389,6 +445,19 @@ pub fn App() -> impl IntoView {
                     <input type="text" readonly prop:value=share_link />
                 </label>
             </section>
+
+            <Show when=move || ui.saved.get().is_some()>
+                <section class="panel notices" data-testid="resume" role="status">
+                    <p>
+                        "A model trained earlier is saved in this browser: "
+                        {move || ui.saved.get().unwrap_or_default()}
+                    </p>
+                    <div class="buttons">
+                        <button class="primary" disabled=running on:click=resume>"Resume it"</button>
+                        <button on:click=discard>"Discard it"</button>
+                    </div>
+                </section>
+            </Show>
 
             <Show when=move || !notices.get().is_empty()>
                 <section class="panel notices" role="status">

@@ -15,7 +15,7 @@ use crate::settings::BackendChoice;
 #[derive(Clone)]
 pub struct Backend {
     pub device: Device,
-    /// Starts with `WebGPU` or `CPU`; a fallback says why.
+    /// Text starting with `WebGPU` or `CPU`, followed by the reason for a fallback.
     pub label: String,
 }
 

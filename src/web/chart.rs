@@ -8,7 +8,7 @@ use web_sys::HtmlCanvasElement;
 const TRAIN_COLOUR: RGBColor = RGBColor(33, 102, 172);
 const TEST_COLOUR: RGBColor = RGBColor(178, 24, 43);
 
-/// Draws the chart; `train` holds (fractional epoch, loss) and `test` the loss after
+/// Draws the chart from `train`, pairs of (fractional epoch, loss), and `test`, the loss after
 /// each epoch, epoch 0 first.
 pub fn draw(
     canvas: HtmlCanvasElement,

@@ -141,7 +141,7 @@ async fn decode_picture(file: &web_sys::File) -> Result<GreyImage, String> {
     Ok(GreyImage::from_rgba(&data.data(), width as usize, height as usize).with_dark_background())
 }
 
-/// The drawing pad with its tiles; `model_version` changes when the current model does,
+/// The drawing pad with its tiles. `model_version` changes when the current model does,
 /// so the tiles show the new model's recreation.
 #[component]
 pub fn DrawPanel(model_version: RwSignal<u64>) -> impl IntoView {

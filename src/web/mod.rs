@@ -9,6 +9,7 @@ mod dataset;
 mod draw;
 mod fetch;
 mod session;
+mod storage;
 mod ui;
 
 /// Installs the panic hook and the console logger, then mounts the page.

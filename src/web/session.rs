@@ -16,7 +16,7 @@ use crate::settings::RunSettings;
 use crate::train::{self, Trainer, read_floats};
 use crate::weights::{ModelInfo, TrainingRecord};
 
-/// Steps between reads of the training loss; reading waits for the GPU, so reading
+/// Steps between reads of the training loss. Reading waits for the GPU, so reading
 /// every step would keep it from running ahead.
 const REPORT_EVERY: usize = 5;
 /// Weight of the previous value in the exponential smoothing of the training loss.
@@ -114,7 +114,24 @@ fn training_record(settings: &RunSettings, epochs: usize) -> TrainingRecord {
     }
 }
 
-/// Trains as `settings` asks; returns whether the user stopped the run.
+/// Saves the current model in IndexedDB with the settings of its run; a failure is
+/// shown but does not stop training.
+async fn save_in_browser(settings: &RunSettings, ui: Ui) {
+    let mut resume = settings.clone();
+    resume.autostart = false;
+    let result = match current::export().await {
+        Ok((bytes, _)) => super::storage::save(&bytes, &resume.to_query()).await,
+        Err(message) => Err(message),
+    };
+    if let Err(message) = result {
+        log::warn!("saving the model in the browser failed: {message}");
+        ui.model_error.set(Some(format!(
+            "saving the model in this browser failed ({message}); use Export to keep it"
+        )));
+    }
+}
+
+/// Trains as `settings` requests and returns whether the user stopped the run.
 async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
     ui.status.set(Status::Loading);
     let backend = backend::select(settings.backend).await;
@@ -214,6 +231,7 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
             metrics: Some(metrics),
         };
         current::set(model, info, &backend.device, origin, ui);
+        save_in_browser(settings, ui).await;
         ui.elapsed.set((now_ms() - started) / 1000.0);
     }
     Ok(false)

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::metrics::Metrics;
 
-/// What the page is doing; shown in the `status` element.
+/// What the page is doing, as shown in the `status` element.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {
     Idle,
@@ -45,7 +45,7 @@ pub struct WallImages {
     pub recreations: Vec<f32>,
 }
 
-/// Signals of the page; cheap to copy into closures and tasks.
+/// Signals of the page, cheap to copy into closures and tasks.
 #[derive(Clone, Copy)]
 pub struct Ui {
     pub status: RwSignal<Status>,
@@ -70,6 +70,9 @@ pub struct Ui {
     pub model_label: RwSignal<String>,
     /// Why the last export or import failed.
     pub model_error: RwSignal<Option<String>>,
+    /// Description of a model saved in this browser by an earlier visit, offered for
+    /// resuming.
+    pub saved: RwSignal<Option<String>>,
     /// Increases whenever the current model changes, so views that use it can refresh.
     pub model_version: RwSignal<u64>,
 }
@@ -92,6 +95,7 @@ impl Ui {
             model_label: RwSignal::new("no model yet".into()),
             model_error: RwSignal::new(None),
             model_version: RwSignal::new(0),
+            saved: RwSignal::new(None),
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use ae_lab::data::official::gunzip;
 use ae_lab::data::{Dataset, ImageSet, Split, idx, sha256_hex};
 
-/// Folder with one sub-folder of official IDX files per dataset; `AE_LAB_DATA_DIR`
+/// Folder with one sub-folder of official IDX files per dataset. `AE_LAB_DATA_DIR`
 /// overrides the default `../shared/data` next to the repository.
 pub fn data_dir() -> PathBuf {
     match std::env::var_os("AE_LAB_DATA_DIR") {

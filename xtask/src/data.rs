@@ -20,7 +20,7 @@ pub const DATA_DIR_VAR: &str = "AE_LAB_DATA_DIR";
 pub struct SourceArgs {
     /// Folder with `mnist/` and `fashion-mnist/` sub-folders of official `.gz` IDX files.
     /// Defaults to $AE_LAB_DATA_DIR, then to `../shared/data` beside the checkout when
-    /// it exists; otherwise the files are downloaded and cached in `target/`.
+    /// it exists. Otherwise the files are downloaded and cached in `target/`.
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,
 }

@@ -47,7 +47,7 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// Version of the `wasm-bindgen` crate recorded in `Cargo.lock`; the CLI must match it.
+/// Version of the `wasm-bindgen` crate recorded in `Cargo.lock`, which the CLI must match.
 fn locked_wasm_bindgen_version(root: &Path) -> Result<String> {
     let lock =
         std::fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;

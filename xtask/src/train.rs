@@ -36,7 +36,7 @@ pub struct TrainArgs {
     /// Images per optimiser step.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
-    /// Adam learning rate; defaults to the preset's default in the page.
+    /// Adam learning rate. Defaults to the preset's default in the page.
     #[arg(long)]
     pub lr: Option<f64>,
     /// Seed of the initial weights and of the shuffling.
@@ -45,7 +45,7 @@ pub struct TrainArgs {
     /// Train on only the first this many training images.
     #[arg(long)]
     pub train_limit: Option<usize>,
-    /// Weights file to write; defaults to `target/models/<dataset>-<preset>.aelab`.
+    /// Weights file to write. Defaults to `target/models/<dataset>-<preset>.aelab`.
     #[arg(long)]
     pub output: Option<PathBuf>,
 }
