@@ -52,7 +52,7 @@ pub struct RunSettings {
 pub fn default_learning_rate(preset: Preset) -> f64 {
     match preset {
         Preset::DenseConv => 1e-4,
-        Preset::Conv => 2e-3,
+        Preset::Conv | Preset::ConvLarge => 2e-3,
     }
 }
 

@@ -63,21 +63,15 @@ fn test_images(loaded: &Loaded, limit: Option<usize>) -> ImageSet {
     test
 }
 
-/// Evaluates `model` on the test images, records its metrics and repaints the wall.
+/// Repaints the wall with `model`'s recreations, then evaluates it on the test images
+/// and records its metrics. The wall comes first because it takes ten images, not
+/// thousands.
 async fn evaluate_and_show(
     model: &Autoencoder,
     test: &ImageSet,
     backend: &Backend,
     ui: Ui,
 ) -> Result<Metrics, String> {
-    let metrics = train::evaluate(model, test, EVAL_BATCH, &backend.device).await?;
-    if !metrics.bce.is_finite() {
-        return Err(format!(
-            "the test loss became {} at epoch {}",
-            metrics.bce,
-            ui.epoch.get_untracked().0
-        ));
-    }
     let shown = wall_indices(test);
     let recreations = train::recreate(model, test, &shown, &backend.device).await?;
     let originals = shown
@@ -88,6 +82,16 @@ async fn evaluate_and_show(
         originals,
         recreations,
     }));
+    yield_to_browser().await;
+
+    let metrics = train::evaluate(model, test, EVAL_BATCH, &backend.device).await?;
+    if !metrics.bce.is_finite() {
+        return Err(format!(
+            "the test loss became {} at epoch {}",
+            metrics.bce,
+            ui.epoch.get_untracked().0
+        ));
+    }
     ui.test_metrics.update(|history| history.push(metrics));
     Ok(metrics)
 }
