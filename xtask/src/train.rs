@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// Train on only the first this many training images.
     #[arg(long)]
     pub train_limit: Option<usize>,
+    /// Weights file to continue training from instead of random weights; its preset
+    /// replaces `--preset` and its epochs count towards the recorded total.
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
     /// Weights file to write. Defaults to `target/models/<dataset>-<preset>.aelab`.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -78,14 +82,34 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     println!(
         "training {} on {} ({} training, {} test images) on the CPU with {} threads",
-        args.preset,
+        args.init
+            .as_ref()
+            .map_or(args.preset.to_string(), |path| path.display().to_string()),
         args.dataset.title(),
         train.len(),
         test.len(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let started = Instant::now();
-    let mut trainer = Trainer::new(options, &device);
+    let (mut trainer, earlier_epochs) = match &args.init {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let (model, info) = weights::import(&bytes, &device)
+                .map_err(|error| anyhow!("{}: {error}", path.display()))?;
+            println!(
+                "continuing from {} ({} epochs on {})",
+                path.display(),
+                info.training.epochs,
+                info.dataset.title()
+            );
+            (
+                Trainer::from_model(model, options, &device),
+                info.training.epochs,
+            )
+        }
+        None => (Trainer::new(options, &device), 0),
+    };
     let steps_per_epoch = train.len().div_ceil(args.batch);
 
     let mut metrics = None;
@@ -129,7 +153,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let info = ModelInfo {
         dataset: args.dataset,
         training: TrainingRecord {
-            epochs: args.epochs,
+            epochs: earlier_epochs + args.epochs,
             batch_size: args.batch,
             learning_rate,
             seed: args.seed,
