@@ -180,19 +180,29 @@ pub async fn evaluate(
     batch_size: usize,
     device: &Device,
 ) -> Result<Metrics, String> {
+    evaluate_with_pauses(model, test, batch_size, device, || async {}).await
+}
+
+/// Like [`evaluate`], but awaits `pause` after each batch, so a page can let the
+/// browser handle input and paint between batches.
+pub async fn evaluate_with_pauses<F, Fut>(
+    model: &Autoencoder,
+    test: &ImageSet,
+    batch_size: usize,
+    device: &Device,
+    mut pause: F,
+) -> Result<Metrics, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
     let indices: Vec<usize> = (0..test.len()).collect();
-    let mut total: Option<Tensor<1>> = None;
+    let mut sums = MetricSums::default();
     for chunk in indices.chunks(batch_size.max(1)) {
         let images = images_tensor(test, chunk, device);
-        let sums = MetricSums::batch_tensor(model.forward(images.clone()), images);
-        total = Some(match total {
-            Some(total) => total + sums,
-            None => sums,
-        });
-    }
-    let mut sums = MetricSums::default();
-    if let Some(total) = total {
-        sums.add_batch(&read_floats(total).await?, test.len(), IMAGE_PIXELS);
+        let batch = MetricSums::batch_tensor(model.forward(images.clone()), images);
+        sums.add_batch(&read_floats(batch).await?, chunk.len(), IMAGE_PIXELS);
+        pause().await;
     }
     Ok(sums.metrics())
 }

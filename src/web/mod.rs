@@ -27,9 +27,21 @@ pub fn now_ms() -> f64 {
         .unwrap_or_default()
 }
 
-/// Gives the browser a turn to paint and handle input before long work continues.
+/// Gives the browser a turn to handle input before long work continues.
 pub async fn yield_to_browser() {
     gloo_timers::future::TimeoutFuture::new(0).await;
+}
+
+/// Waits until the browser has painted a frame, so that what was just drawn is on the
+/// screen before long work blocks the page.
+pub async fn yield_to_paint() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.request_animation_frame(&resolve);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    yield_to_browser().await;
 }
 
 /// Text of a JavaScript error value.

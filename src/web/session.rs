@@ -8,7 +8,7 @@ use super::backend::{self, Backend};
 use super::current;
 use super::dataset::{self, Loaded};
 use super::ui::{Status, Ui, WallImages};
-use super::{now_ms, yield_to_browser};
+use super::{now_ms, yield_to_browser, yield_to_paint};
 use crate::data::ImageSet;
 use crate::metrics::Metrics;
 use crate::model::Autoencoder;
@@ -82,9 +82,11 @@ async fn evaluate_and_show(
         originals,
         recreations,
     }));
-    yield_to_browser().await;
+    yield_to_paint().await;
 
-    let metrics = train::evaluate(model, test, EVAL_BATCH, &backend.device).await?;
+    let metrics =
+        train::evaluate_with_pauses(model, test, EVAL_BATCH, &backend.device, yield_to_browser)
+            .await?;
     if !metrics.bce.is_finite() {
         return Err(format!(
             "the test loss became {} at epoch {}",
