@@ -370,16 +370,22 @@ mod tests {
         assert!(error.to_string().contains("truncated"), "{error}");
     }
 
-    #[test]
-    fn other_version_rejected() {
-        let (_, bytes) = exported(Preset::Conv);
-        let (mut header, start) = parse_header(&bytes).unwrap();
-        header.format_version = 7;
+    /// Rewrites the header of `bytes` with `edit`, keeping the tensor values.
+    fn with_header(bytes: &[u8], edit: impl FnOnce(&mut Header)) -> Vec<u8> {
+        let (mut header, start) = parse_header(bytes).unwrap();
+        edit(&mut header);
         let json = serde_json::to_vec(&header).unwrap();
         let mut changed = MAGIC.to_vec();
         changed.extend_from_slice(&(json.len() as u32).to_le_bytes());
         changed.extend_from_slice(&json);
         changed.extend_from_slice(&bytes[start..]);
+        changed
+    }
+
+    #[test]
+    fn other_version_rejected() {
+        let (_, bytes) = exported(Preset::Conv);
+        let changed = with_header(&bytes, |header| header.format_version = 7);
         let error = import(&changed, &Device::flex()).unwrap_err();
         assert_eq!(error, WeightsError::Version { found: 7 });
     }

@@ -295,11 +295,11 @@ async fn check_small_run(browser: &Browser) {
     );
 }
 
-#[tokio::test]
-#[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
-async fn trains_on_webgpu() {
+/// Runs the small training run with or without WebGPU, checks its figures, saves a
+/// screenshot named `name` and returns the backend the page reported.
+async fn small_run(webgpu: bool, name: &str) -> String {
     let base = serve(dist_dir()).await;
-    let browser = Browser::start(true).await;
+    let browser = Browser::start(webgpu).await;
     browser
         .client
         .goto(&format!("{base}{SMALL_RUN}"))
@@ -307,25 +307,22 @@ async fn trains_on_webgpu() {
         .unwrap();
     check_small_run(&browser).await;
     let backend = browser.text("backend").await;
-    browser.screenshot("webgpu").await;
+    browser.screenshot(name).await;
     browser.close().await;
+    backend
+}
+
+#[tokio::test]
+#[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
+async fn trains_on_webgpu() {
+    let backend = small_run(true, "webgpu").await;
     assert_eq!(backend, "WebGPU");
 }
 
 #[tokio::test]
 #[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
 async fn falls_back_to_cpu() {
-    let base = serve(dist_dir()).await;
-    let browser = Browser::start(false).await;
-    browser
-        .client
-        .goto(&format!("{base}{SMALL_RUN}"))
-        .await
-        .unwrap();
-    check_small_run(&browser).await;
-    let backend = browser.text("backend").await;
-    browser.screenshot("cpu-fallback").await;
-    browser.close().await;
+    let backend = small_run(false, "cpu-fallback").await;
     assert!(backend.starts_with("CPU (fallback"), "backend: {backend}");
 }
 
@@ -345,7 +342,8 @@ async fn bad_link_values_get_notices() {
         .text()
         .await
         .unwrap();
-    let status = browser.hidden_text("status").await;
+    // Without `autostart` the page shows the pretrained model and must not train.
+    let status = browser.wait_for_status(&["idle"]).await;
     let bold = browser
         .json("return document.querySelectorAll('.notices b').length")
         .await;

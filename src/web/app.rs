@@ -471,65 +471,68 @@ pub fn App() -> impl IntoView {
                 </section>
             </Show>
 
-            <section class="panel model" aria-label="Current model">
-                <h2>"Model"</h2>
-                <p data-testid="model">{move || ui.model_label.get()}</p>
-                <div class="buttons">
-                    <button data-testid="export" disabled=running on:click=export>"Export weights"</button>
-                    <label class="file-button">
-                        "Import weights"
-                        <input
-                            type="file"
-                            accept=".aelab"
-                            data-testid="import"
-                            disabled=running
-                            on:change=import
-                        />
-                    </label>
-                </div>
-                <Show when=move || ui.model_error.get().is_some()>
-                    <p class="error" role="alert" data-testid="model-error">
-                        {move || ui.model_error.get().unwrap_or_default()}
-                    </p>
-                </Show>
-            </section>
-
-            <section class="panel status" aria-live="polite">
-                <dl>
-                    <dt>"Status"</dt>
-                    <dd data-testid="status">{move || ui.status.get().to_string()}</dd>
-                    <dt>"Backend"</dt>
-                    <dd data-testid="backend">{move || ui.backend.get()}</dd>
-                    <dt>"Epoch"</dt>
-                    <dd data-testid="epoch">
-                        {move || { let (epoch, total) = ui.epoch.get(); format!("{epoch} / {total}") }}
-                    </dd>
-                    <dt>"Train loss"</dt>
-                    <dd data-testid="train-loss">
-                        {move || ui.train_loss.get().map(|loss| format!("{loss:.5}")).unwrap_or_else(|| "–".into())}
-                    </dd>
-                    <dt>"Test loss"</dt>
-                    <dd data-testid="test-loss">
-                        {move || ui.test_metrics.get().last().map(|m| format!("{:.5}", m.bce)).unwrap_or_else(|| "–".into())}
-                    </dd>
-                    <dt>"Throughput"</dt>
-                    <dd data-testid="throughput">
-                        {move || ui.throughput.get().map(|rate| format!("{rate:.0} images/s")).unwrap_or_else(|| "–".into())}
-                    </dd>
-                    <dt>"Elapsed"</dt>
-                    <dd data-testid="elapsed">{move || format!("{:.1} s", ui.elapsed.get())}</dd>
-                </dl>
-                <span class="hidden" data-testid="test-loss-history">{test_history}</span>
-                <Show when=move || ui.progress.get().is_some()>
-                    <div class="progress">
-                        <progress
-                            max=move || ui.progress.get().map(|p| p.total.max(1)).unwrap_or(1)
-                            value=move || ui.progress.get().map(|p| p.loaded).unwrap_or(0)
-                        ></progress>
-                        <span>{move || ui.progress.get().map(|p| format_progress(&p)).unwrap_or_default()}</span>
+            <div class="side">
+                <section class="panel model" aria-label="Current model">
+                    <h2>"Model"</h2>
+                    <p data-testid="model">{move || ui.model_label.get()}</p>
+                    <div class="buttons">
+                        <button data-testid="export" disabled=running on:click=export>"Export weights"</button>
+                        <label class="file-button">
+                            "Import weights"
+                            <input
+                                type="file"
+                                accept=".aelab"
+                                data-testid="import"
+                                disabled=running
+                                on:change=import
+                            />
+                        </label>
                     </div>
-                </Show>
-            </section>
+                    <Show when=move || ui.model_error.get().is_some()>
+                        <p class="error" role="alert" data-testid="model-error">
+                            {move || ui.model_error.get().unwrap_or_default()}
+                        </p>
+                    </Show>
+                </section>
+
+                <section class="panel status" aria-live="polite">
+                    <dl>
+                        <dt>"Status"</dt>
+                        <dd data-testid="status">{move || ui.status.get().to_string()}</dd>
+                        <dt>"Backend"</dt>
+                        <dd data-testid="backend">{move || ui.backend.get()}</dd>
+                        <dt>"Epoch"</dt>
+                        <dd data-testid="epoch">
+                            {move || { let (epoch, total) = ui.epoch.get(); format!("{epoch} / {total}") }}
+                        </dd>
+                        <dt>"Train loss"</dt>
+                        <dd data-testid="train-loss">
+                            {move || ui.train_loss.get().map(|loss| format!("{loss:.5}")).unwrap_or_else(|| "–".into())}
+                        </dd>
+                        <dt>"Test loss"</dt>
+                        <dd data-testid="test-loss">
+                            {move || ui.test_metrics.get().last().map(|m| format!("{:.5}", m.bce)).unwrap_or_else(|| "–".into())}
+                        </dd>
+                        <dt>"Throughput"</dt>
+                        <dd data-testid="throughput">
+                            {move || ui.throughput.get().map(|rate| format!("{rate:.0} images/s")).unwrap_or_else(|| "–".into())}
+                        </dd>
+                        <dt>"Elapsed"</dt>
+                        <dd data-testid="elapsed">{move || format!("{:.1} s", ui.elapsed.get())}</dd>
+                    </dl>
+                    <span class="hidden" data-testid="test-loss-history">{test_history}</span>
+                    <Show when=move || ui.progress.get().is_some()>
+                        <div class="progress">
+                            <progress
+                                max=move || ui.progress.get().map(|p| p.total.max(1)).unwrap_or(1)
+                                value=move || ui.progress.get().map(|p| p.loaded).unwrap_or(0)
+                            ></progress>
+                            <span>{move || ui.progress.get().map(|p| format_progress(&p)).unwrap_or_default()}</span>
+                        </div>
+                    </Show>
+                </section>
+
+            </div>
 
             <section class="panel figure chart-panel">
                 <h2>"Loss"</h2>

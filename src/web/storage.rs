@@ -73,15 +73,20 @@ async fn open() -> Result<IdbDatabase, String> {
         .map_err(|_| "IndexedDB returned no database".to_string())
 }
 
-/// Saves `weights` and the `query` of their run, replacing what was saved before.
-pub async fn save(weights: &[u8], query: &str) -> Result<(), String> {
+/// Opens the model store for writing.
+async fn writable_store() -> Result<web_sys::IdbObjectStore, String> {
     let database = open().await?;
     let transaction = database
         .transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)
         .map_err(|error| js_error_text(&error))?;
-    let store = transaction
+    transaction
         .object_store(STORE)
-        .map_err(|error| js_error_text(&error))?;
+        .map_err(|error| js_error_text(&error))
+}
+
+/// Saves `weights` and the `query` of their run, replacing what was saved before.
+pub async fn save(weights: &[u8], query: &str) -> Result<(), String> {
+    let store = writable_store().await?;
     let record = Object::new();
     Reflect::set(&record, &"weights".into(), &Uint8Array::from(weights))
         .map_err(|error| js_error_text(&error))?;
@@ -122,13 +127,7 @@ pub async fn load() -> Result<Option<Saved>, String> {
 
 /// Forgets the saved model.
 pub async fn clear() -> Result<(), String> {
-    let database = open().await?;
-    let transaction = database
-        .transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)
-        .map_err(|error| js_error_text(&error))?;
-    let store = transaction
-        .object_store(STORE)
-        .map_err(|error| js_error_text(&error))?;
+    let store = writable_store().await?;
     let request = store
         .delete(&CURRENT_KEY.into())
         .map_err(|error| js_error_text(&error))?;
