@@ -6,19 +6,14 @@
 //! to `target/browser-screenshots/`.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+mod harness;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fantoccini::Locator;
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
-
-/// Longest a test waits for a run to finish, generous because software WebGPU is slow.
-const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+use harness::{Browser, WALL_LEVELS, open_pretrained, serve};
 /// A small run that still shows learning: one epoch over 512 images.
 const SMALL_RUN: &str = "?dataset=mnist&preset=conv&epochs=1&batch=64&lr=0.003&train_limit=512&test_limit=256&seed=3&autostart=1";
 
@@ -34,217 +29,6 @@ fn dist_dir() -> PathBuf {
     dir
 }
 
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|ext| ext.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript",
-        Some("wasm") => "application/wasm",
-        Some("css") => "text/css",
-        Some("json") => "application/json",
-        _ => "application/octet-stream",
-    }
-}
-
-async fn serve_one(mut stream: TcpStream, root: PathBuf) {
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !request.windows(4).any(|window| window == b"\r\n\r\n") {
-        match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => request.extend_from_slice(&buffer[..read]),
-        }
-        if request.len() > 64 * 1024 {
-            return;
-        }
-    }
-    let request = String::from_utf8_lossy(&request);
-    let target = request.split_whitespace().nth(1).unwrap_or("/");
-    let path = target.split(['?', '#']).next().unwrap_or("/");
-    let relative = path.trim_start_matches('/');
-    let relative = if relative.is_empty() {
-        "index.html"
-    } else {
-        relative
-    };
-    let file = root.join(relative);
-
-    let response = match (relative.contains(".."), tokio::fs::read(&file).await) {
-        (false, Ok(body)) => {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                content_type(&file),
-                body.len()
-            );
-            [head.into_bytes(), body].concat()
-        }
-        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
-    };
-    let _ = stream.write_all(&response).await;
-}
-
-/// Serves `root` on a free loopback port and returns the base URL.
-async fn serve(root: PathBuf) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_one(stream, root.clone()));
-        }
-    });
-    format!("http://{address}/")
-}
-
-/// A Chromium session driven by a ChromeDriver this test started.
-struct Browser {
-    client: Client,
-    driver: Child,
-    _profile: TempDir,
-    downloads: TempDir,
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Browser {
-    async fn start(webgpu: bool) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver must be installed (Debian package chromium-driver)");
-
-        let profile = TempDir(
-            std::env::temp_dir().join(format!("ae-lab-chromium-{}-{port}", std::process::id())),
-        );
-        let mut args = vec![
-            "--headless=new".to_string(),
-            "--no-sandbox".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-quic".into(),
-            "--window-size=1280,1500".into(),
-            format!("--user-data-dir={}", profile.0.display()),
-        ];
-        if webgpu {
-            args.push("--enable-unsafe-webgpu".into());
-        }
-        let downloads = TempDir(profile.0.with_extension("downloads"));
-        std::fs::create_dir_all(&downloads.0).unwrap();
-        let prefs = json!({
-            "download.default_directory": downloads.0,
-            "download.prompt_for_download": false,
-        });
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({ "args": args, "prefs": prefs }),
-        );
-
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = loop {
-            let attempt =
-                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                    .capabilities(capabilities.clone())
-                    .connect(&url)
-                    .await;
-            match attempt {
-                Ok(client) => break client,
-                Err(error) if Instant::now() > deadline => {
-                    panic!("could not start Chromium through ChromeDriver: {error}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-            }
-        };
-        Self {
-            client,
-            driver,
-            _profile: profile,
-            downloads,
-        }
-    }
-
-    async fn text(&self, test_id: &str) -> String {
-        self.client
-            .find(Locator::Css(&format!("[data-testid='{test_id}']")))
-            .await
-            .unwrap_or_else(|error| panic!("no element with data-testid={test_id}: {error}"))
-            .text()
-            .await
-            .unwrap()
-    }
-
-    /// Text content, also of elements hidden with CSS. Empty while the page has not
-    /// rendered the element yet.
-    async fn hidden_text(&self, test_id: &str) -> String {
-        let script = format!(
-            "const element = document.querySelector(\"[data-testid='{test_id}']\"); return element ? element.textContent : ''"
-        );
-        self.client
-            .execute(&script, vec![])
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// Waits until the status is `done` or an error, and returns it.
-    async fn wait_for_run(&self) -> String {
-        self.wait_for_status(&["done"]).await
-    }
-
-    /// Waits until the status is one of `ends` or an error, and returns it.
-    async fn wait_for_status(&self, ends: &[&str]) -> String {
-        let started = Instant::now();
-        loop {
-            let status = self.hidden_text("status").await;
-            if ends.contains(&status.as_str()) || status.starts_with("error") {
-                println!(
-                    "run ended as `{status}` after {:.1} s",
-                    started.elapsed().as_secs_f64()
-                );
-                return status;
-            }
-            assert!(
-                started.elapsed() < RUN_TIMEOUT,
-                "run still `{status}` after {RUN_TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.unwrap();
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-    }
-
-    async fn json(&self, script: &str) -> Value {
-        self.client.execute(script, vec![]).await.unwrap()
-    }
-
-    async fn close(mut self) {
-        let _ = self.client.clone().close().await;
-        let _ = self.driver.kill().await;
-    }
-}
-
 /// Pixels of the chart in the colour of the training curve and of the test curve.
 const CHART_PIXELS: &str = r#"
 const canvas = document.querySelector("[data-testid='loss-chart']");
@@ -256,15 +40,6 @@ for (let i = 0; i < data.length; i += 4) {
   if (near(i, 178, 24, 43)) test++;
 }
 return [train, test];
-"#;
-
-/// Size of the wall and the number of distinct grey levels in its recreation row.
-const WALL_LEVELS: &str = r#"
-const canvas = document.querySelector("[data-testid='wall']");
-const data = canvas.getContext('2d').getImageData(0, 30, canvas.width, 28).data;
-const levels = new Set();
-for (let i = 0; i < data.length; i += 4) levels.add(data[i]);
-return [canvas.width, canvas.height, levels.size];
 "#;
 
 async fn check_small_run(browser: &Browser) {
@@ -362,36 +137,6 @@ async fn bad_link_values_get_notices() {
     );
     assert_eq!(bold, 0, "markup from the link must not render");
     assert_eq!(status, "idle");
-}
-
-/// Opens `url` and waits until the pretrained model's wall is painted, returning the
-/// seconds that took; the test metrics may still be computing then.
-async fn open_pretrained(browser: &Browser, url: &str) -> f64 {
-    let started = Instant::now();
-    browser.client.goto(url).await.unwrap();
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    loop {
-        let painted = browser
-            .client
-            .execute(WALL_LEVELS, vec![])
-            .await
-            .ok()
-            .and_then(|wall| wall[2].as_u64())
-            .is_some_and(|levels| levels > 2);
-        if painted {
-            return started.elapsed().as_secs_f64();
-        }
-        let status = browser.hidden_text("status").await;
-        assert!(
-            !status.starts_with("error"),
-            "pretrained model failed: {status}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "no pretrained wall after {RUN_TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

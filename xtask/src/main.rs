@@ -1,6 +1,7 @@
 //! Project tooling behind `cargo xtask`: dataset shards, building, serving and testing
 //! the app. Each subcommand lives in its own module.
 
+mod bench;
 mod data;
 mod tools;
 mod train;
@@ -32,6 +33,11 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+    /// Measure sizes and speeds; see BENCHMARKS.md for recorded results.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Train a preset natively and write a weights file the page can load.
     Train(train::TrainArgs),
     /// Install missing tools and run every check: formatting, lints, native tests and
@@ -47,6 +53,7 @@ fn main() -> Result<()> {
         Command::Serve { source, port } => workflow::serve(&source, port),
         Command::Test(source) => workflow::test(&source),
         Command::Train(args) => train::run(&args),
+        Command::Bench { command } => bench::run(&command),
     }
 }
 
