@@ -15,7 +15,7 @@ use crate::data::{IMAGE_PIXELS, IMAGE_SIDE, ImageSet};
 use crate::metrics::{MetricSums, Metrics};
 use crate::model::{Autoencoder, AutoencoderConfig, Preset, bce_with_logits};
 
-/// What a training run needs besides the data.
+/// Settings of a training run besides the data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOptions {
     pub preset: Preset,
@@ -68,24 +68,22 @@ impl Trainer {
         device.seed(options.seed);
         let training_device = device.clone().autodiff();
         let model = AutoencoderConfig::new(options.preset).init(&training_device);
-        Self {
-            model: Some(model),
-            optimizer: AdamConfig::new().init(),
-            device: device.clone(),
-            rng: StdRng::seed_from_u64(options.seed),
-            options,
-            order: Vec::new(),
-            cursor: 0,
-            steps: 0,
-        }
+        Self::with_model(model, options, device)
     }
 
     /// Continues training `model` (for example one loaded from a weights file) with a
     /// fresh optimiser. The model's own preset replaces `options.preset`.
     pub fn from_model(model: Autoencoder, mut options: TrainOptions, device: &Device) -> Self {
         options.preset = model.preset();
+        let model = model.to_device(&device.clone().autodiff()).train();
+        Self::with_model(model, options, device)
+    }
+
+    /// Wraps `model`, already on the autodiff device, with a fresh optimiser and
+    /// shuffling generator.
+    fn with_model(model: Autoencoder, options: TrainOptions, device: &Device) -> Self {
         Self {
-            model: Some(model.to_device(&device.clone().autodiff()).train()),
+            model: Some(model),
             optimizer: AdamConfig::new().init(),
             device: device.clone(),
             rng: StdRng::seed_from_u64(options.seed),
@@ -105,7 +103,7 @@ impl Trainer {
         self.steps
     }
 
-    /// The model with training behaviour turned off, for evaluation and recreation.
+    /// Returns the model with training behaviour turned off, for evaluation and recreation.
     pub fn inference_model(&self) -> Autoencoder {
         self.model().valid()
     }
