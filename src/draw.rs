@@ -132,8 +132,8 @@ pub fn to_model_input(image: &GreyImage) -> Option<Vec<f32>> {
     }
     let half = IMAGE_SIDE as f64 / 2.0;
     let offset = |centre: f64, side: usize| {
-        let wanted = (half - centre / mass).round() as i64;
-        wanted.clamp(0, (IMAGE_SIDE - side) as i64) as usize
+        let target = (half - centre / mass).round() as i64;
+        target.clamp(0, (IMAGE_SIDE - side) as i64) as usize
     };
     let (offset_x, offset_y) = (
         offset(centre_x, scaled.width),
@@ -154,7 +154,7 @@ pub fn to_model_input(image: &GreyImage) -> Option<Vec<f32>> {
 mod tests {
     use super::*;
 
-    /// A 280x280 canvas with a thick diagonal stroke in its upper-left part.
+    /// Builds a 280x280 canvas with a thick diagonal stroke in its upper-left part.
     fn stroke() -> GreyImage {
         let side = 280;
         let mut pixels = vec![0.0; side * side];

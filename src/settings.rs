@@ -19,7 +19,7 @@ pub const MAX_TRAIN_IMAGES: usize = 60_000;
 /// Size of the largest test split (both datasets have 10 000 test images).
 pub const MAX_TEST_IMAGES: usize = 10_000;
 
-/// Which compute backend the page should use.
+/// Compute backend the page uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendChoice {
     /// WebGPU when the browser offers it, otherwise the CPU.
@@ -96,7 +96,7 @@ fn parse_whole(value: &str, min: usize, max: usize) -> Result<usize, String> {
     }
 }
 
-/// Longest value quoted back in a notice. Longer values are cut.
+/// Maximum length of a value quoted back in a notice. Longer values are cut.
 const MAX_SHOWN_VALUE: usize = 40;
 
 fn shorten(value: &str) -> String {
@@ -182,7 +182,7 @@ impl RunSettings {
         (settings, notices)
     }
 
-    /// The query string that reproduces these settings, without the leading `?`.
+    /// Returns the query string that reproduces these settings, without the leading `?`.
     pub fn to_query(&self) -> String {
         let mut query = form_urlencoded::Serializer::new(String::new());
         query

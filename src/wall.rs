@@ -100,7 +100,7 @@ pub fn render(originals: &[f32], recreations: &[f32]) -> Rgba {
     wall
 }
 
-/// A horizontal colour bar of the residual scale, -1 at the left and +1 at the right.
+/// Draws a horizontal colour bar of the residual scale, -1 at the left and +1 at the right.
 pub fn colour_bar(width: usize, height: usize) -> Rgba {
     let mut bar = Rgba::new(width, height);
     for x in 0..width {

@@ -22,7 +22,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Largest header accepted, so a corrupt length cannot ask for gigabytes.
 const MAX_HEADER_BYTES: usize = 1 << 20;
 
-/// How a model was trained.
+/// Training settings of a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingRecord {
     pub epochs: usize,
@@ -32,7 +32,7 @@ pub struct TrainingRecord {
     pub train_limit: Option<usize>,
 }
 
-/// What a weights file says about its model, besides the weights.
+/// Description of the model in a weights file, besides the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub dataset: Dataset,

@@ -138,7 +138,7 @@ pub async fn import(
     Ok(dataset)
 }
 
-/// The current model as a weights file, with a file name for the download.
+/// Serialises the current model as a weights file, with a file name for the download.
 pub async fn export() -> Result<(Vec<u8>, String), String> {
     let current = get().ok_or("there is no model to export yet")?;
     let bytes = weights::export(&current.model, &current.info).await?;

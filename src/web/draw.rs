@@ -1,5 +1,5 @@
 //! The drawing pad: strokes by mouse, touch or pen (or an uploaded picture), the 28x28
-//! input the model sees, its recreation and the residual, updated while drawing.
+//! input of the model, its recreation and the residual, updated while drawing.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -23,7 +23,7 @@ use crate::wall::{Rgba, diverging_rgb};
 
 /// Side of the pad's drawing surface, in canvas pixels.
 const PAD_SIDE: u32 = 280;
-/// Pen width in canvas pixels: about 2 of the 28 pixels the model sees.
+/// Pen width in canvas pixels: about 2 of the 28 pixels of the model input.
 const PEN_WIDTH: f64 = 20.0;
 
 fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::metrics::Metrics;
 
-/// What the page is doing, as shown in the `status` element.
+/// Activity of the page, as shown in the `status` element.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {
     Idle,
@@ -66,9 +66,9 @@ pub struct Ui {
     pub wall: RwSignal<Option<WallImages>>,
     pub running: RwSignal<bool>,
     pub stop_requested: RwSignal<bool>,
-    /// What the current model is and how it was trained.
+    /// Description of the current model and its training.
     pub model_label: RwSignal<String>,
-    /// Why the last export or import failed.
+    /// Reason the last export or import failed.
     pub model_error: RwSignal<Option<String>>,
     /// Description of a model saved in this browser by an earlier visit, offered for
     /// resuming.

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-/// Longest a wait for the page lasts, generous because software WebGPU is slow.
+/// Maximum wait for the page, generous because software WebGPU is slow.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn content_type(path: &Path) -> &'static str {

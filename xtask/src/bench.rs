@@ -48,7 +48,7 @@ fn compressed_sizes(bytes: &[u8]) -> (usize, usize, usize) {
     (bytes.len(), gzip, brotli.len())
 }
 
-/// The one file in `dir` whose name ends with `suffix`.
+/// Finds the file in `dir` whose name ends with `suffix`.
 fn find(dir: &Path, suffix: &str) -> Result<PathBuf> {
     std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?

@@ -40,14 +40,14 @@ pub struct DataArgs {
     pub force: bool,
 }
 
-/// Where official files come from.
+/// Source of the official files.
 pub enum Source {
     Folder(PathBuf),
     Download { cache: PathBuf },
 }
 
 impl SourceArgs {
-    /// Folder that holds (or, after a download, will hold) the official files.
+    /// Returns the folder that contains (or, after a download, will contain) the official files.
     pub fn official_dir(&self) -> PathBuf {
         match self.resolve() {
             Source::Folder(dir) => dir,

@@ -42,7 +42,7 @@ fn version_of(program: &str) -> Option<String> {
     })
 }
 
-/// The cargo that runs this xtask, so nested builds use the same toolchain.
+/// Returns a command for the cargo that runs this xtask, so nested builds use the same toolchain.
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
@@ -73,14 +73,14 @@ pub fn ensure_build_tools() -> Result<()> {
         run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     }
 
-    let trunk_wanted = format!("trunk {TRUNK_VERSION}");
-    if version_of("trunk").as_deref() != Some(trunk_wanted.as_str()) {
+    let trunk_expected = format!("trunk {TRUNK_VERSION}");
+    if version_of("trunk").as_deref() != Some(trunk_expected.as_str()) {
         run(cargo().args(["install", "--locked", &format!("trunk@{TRUNK_VERSION}")]))?;
     }
 
     let bindgen = locked_wasm_bindgen_version(&crate::project_root())?;
-    let bindgen_wanted = format!("wasm-bindgen {bindgen}");
-    if version_of("wasm-bindgen").as_deref() != Some(bindgen_wanted.as_str()) {
+    let bindgen_expected = format!("wasm-bindgen {bindgen}");
+    if version_of("wasm-bindgen").as_deref() != Some(bindgen_expected.as_str()) {
         // NOTE: `--locked` fails here on a pinned dependency the registry mirror lacks.
         run(cargo().args(["install", &format!("wasm-bindgen-cli@{bindgen}")]))?;
     }
