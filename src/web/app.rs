@@ -85,6 +85,11 @@ async fn picked_file(input: &HtmlInputElement) -> Result<Option<(Vec<u8>, String
     )))
 }
 
+/// Megabytes with one decimal, or a dash for a figure the browser does not report.
+fn megabytes(bytes: Option<f64>) -> String {
+    bytes.map_or_else(|| "–".into(), |bytes| format!("{:.1}", bytes / 1e6))
+}
+
 fn format_progress(progress: &Progress) -> String {
     if progress.total == 0 {
         return format!("{}…", progress.label);
@@ -316,6 +321,7 @@ pub fn App() -> impl IntoView {
             .collect::<Vec<_>>()
             .join(",")
     };
+    let epoch_stats_json = move || serde_json::to_string(&ui.epoch_stats.get()).unwrap_or_default();
     let share_link = move || {
         let location = window().location();
         let base = format!(
@@ -521,6 +527,7 @@ pub fn App() -> impl IntoView {
                         <dd data-testid="elapsed">{move || format!("{:.1} s", ui.elapsed.get())}</dd>
                     </dl>
                     <span class="hidden" data-testid="test-loss-history">{test_history}</span>
+                    <span class="hidden" data-testid="epoch-stats">{epoch_stats_json}</span>
                     <Show when=move || ui.progress.get().is_some()>
                         <div class="progress">
                             <progress
@@ -573,27 +580,41 @@ pub fn App() -> impl IntoView {
             <DrawPanel model_version=ui.model_version />
 
             <section class="panel metrics">
-                <h2>"Test metrics per epoch"</h2>
+                <h2>"Test metrics, speed and memory per epoch"</h2>
                 <table data-testid="metrics">
                     <thead>
-                        <tr><th>"epoch"</th><th>"BCE"</th><th>"MSE"</th><th>"PSNR (dB)"</th><th>"SSIM"</th></tr>
+                        <tr><th>"epoch"</th><th>"BCE"</th><th>"MSE"</th><th>"PSNR (dB)"</th><th>"SSIM"</th><th>"images/s"</th><th>"wasm MB"</th><th>"JS heap MB"</th><th>"GPU MB"</th></tr>
                     </thead>
                     <tbody>
-                        {move || ui
-                            .test_metrics
-                            .get()
-                            .iter()
-                            .enumerate()
-                            .map(|(epoch, m)| view! {
-                                <tr>
-                                    <td>{epoch}</td>
-                                    <td>{format!("{:.5}", m.bce)}</td>
-                                    <td>{format!("{:.5}", m.mse)}</td>
-                                    <td>{format!("{:.2}", m.psnr)}</td>
-                                    <td>{format!("{:.4}", m.ssim)}</td>
-                                </tr>
-                            })
-                            .collect_view()}
+                        {move || {
+                            let stats = ui.epoch_stats.get();
+                            ui.test_metrics
+                                .get()
+                                .iter()
+                                .enumerate()
+                                .map(|(epoch, m)| {
+                                    let epoch_stats = epoch.checked_sub(1).and_then(|i| stats.get(i).copied());
+                                    let speed = epoch_stats.map(|s| format!("{:.0}", s.images_per_second));
+                                    let wasm = epoch_stats.map(|s| megabytes(Some(s.wasm_bytes)));
+                                    let heap = epoch_stats.map(|s| megabytes(s.js_heap_bytes));
+                                    let gpu = epoch_stats.map(|s| megabytes(s.gpu_bytes));
+                                    let dash = || "–".to_string();
+                                    view! {
+                                        <tr>
+                                            <td>{epoch}</td>
+                                            <td>{format!("{:.5}", m.bce)}</td>
+                                            <td>{format!("{:.5}", m.mse)}</td>
+                                            <td>{format!("{:.2}", m.psnr)}</td>
+                                            <td>{format!("{:.4}", m.ssim)}</td>
+                                            <td>{speed.unwrap_or_else(dash)}</td>
+                                            <td>{wasm.unwrap_or_else(dash)}</td>
+                                            <td>{heap.unwrap_or_else(dash)}</td>
+                                            <td>{gpu.unwrap_or_else(dash)}</td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()
+                        }}
                     </tbody>
                 </table>
             </section>

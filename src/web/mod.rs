@@ -12,6 +12,8 @@ mod session;
 mod storage;
 mod ui;
 
+use wasm_bindgen::JsCast;
+
 /// Installs the panic hook and the console logger, then mounts the page.
 pub fn start() {
     console_error_panic_hook::set_once();
@@ -50,4 +52,24 @@ pub fn js_error_text(value: &wasm_bindgen::JsValue) -> String {
         return String::from(error.message());
     }
     value.as_string().unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// Bytes of this module's WebAssembly memory.
+pub fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|memory| memory.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+        .map(|buffer| f64::from(buffer.byte_length()))
+        .unwrap_or_default()
+}
+
+/// Bytes of JavaScript heap in use, from Chromium's non-standard `performance.memory`;
+/// `None` in browsers without it.
+pub fn js_heap_bytes() -> Option<f64> {
+    let performance = web_sys::window()?.performance()?;
+    let memory = js_sys::Reflect::get(&performance, &"memory".into()).ok()?;
+    js_sys::Reflect::get(&memory, &"usedJSHeapSize".into())
+        .ok()?
+        .as_f64()
 }

@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use super::backend::{self, Backend};
 use super::current;
 use super::dataset::{self, Loaded};
-use super::ui::{Status, Ui, WallImages};
-use super::{now_ms, yield_to_browser, yield_to_paint};
+use super::ui::{EpochStats, Status, Ui, WallImages};
+use super::{js_heap_bytes, now_ms, wasm_memory_bytes, yield_to_browser, yield_to_paint};
 use crate::data::ImageSet;
 use crate::metrics::Metrics;
 use crate::model::Autoencoder;
@@ -137,6 +137,14 @@ async fn save_in_browser(settings: &RunSettings, ui: Ui) {
     }
 }
 
+/// Returns the larger of two optional readings, or the one that exists.
+fn peak(earlier: Option<f64>, now: Option<f64>) -> Option<f64> {
+    match (earlier, now) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Trains as `settings` requests and returns whether the user stopped the run.
 async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
     ui.status.set(Status::Loading);
@@ -180,6 +188,10 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
         let mut step_in_epoch = 0usize;
         let mut pending: Vec<Tensor<1>> = Vec::new();
         let mut chunk_started = now_ms();
+        let mut epoch_images = 0usize;
+        let mut epoch_ms = 0.0;
+        let mut js_heap_peak = None;
+        let mut gpu_peak = None;
 
         loop {
             if ui.stop_requested.get_untracked() {
@@ -192,6 +204,7 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
             };
             let Some(loss) = loss else { break };
             trained_images += before - trainer.remaining();
+            epoch_images += before - trainer.remaining();
             pending.push(loss);
 
             if pending.len() >= REPORT_EVERY || trainer.remaining() < 2 {
@@ -218,7 +231,16 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
                 }
                 let now = now_ms();
                 training_ms += now - chunk_started;
+                epoch_ms += now - chunk_started;
                 chunk_started = now;
+                js_heap_peak = peak(js_heap_peak, js_heap_bytes());
+                gpu_peak = peak(
+                    gpu_peak,
+                    backend
+                        .device
+                        .memory_pool_usage()
+                        .map(|usage| usage.bytes_reserved as f64),
+                );
                 ui.train_loss.set(smoothed);
                 ui.train_curve.update(|curve| curve.extend(points));
                 ui.throughput.set(Some(
@@ -229,6 +251,14 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
             yield_to_browser().await;
         }
 
+        ui.epoch_stats.update(|stats| {
+            stats.push(EpochStats {
+                images_per_second: epoch_images as f64 / (epoch_ms / 1000.0).max(1e-3),
+                wasm_bytes: wasm_memory_bytes(),
+                js_heap_bytes: js_heap_peak,
+                gpu_bytes: gpu_peak,
+            });
+        });
         let model = trainer.inference_model();
         let metrics = evaluate_and_show(&model, &test, &backend, ui).await?;
         let info = ModelInfo {

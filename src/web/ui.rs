@@ -45,6 +45,20 @@ pub struct WallImages {
     pub recreations: Vec<f32>,
 }
 
+/// Speed and memory of one training epoch, for the metrics table and the benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct EpochStats {
+    /// Training images per second over this epoch, evaluation excluded.
+    pub images_per_second: f64,
+    /// Size of the WebAssembly memory at the end of the epoch; it never shrinks, so it
+    /// is also its peak.
+    pub wasm_bytes: f64,
+    /// Largest JavaScript heap seen during the epoch, where the browser reports it.
+    pub js_heap_bytes: Option<f64>,
+    /// Largest GPU memory Burn's allocator held during the epoch, on WebGPU.
+    pub gpu_bytes: Option<f64>,
+}
+
 /// Signals of the page, cheap to copy into closures and tasks.
 #[derive(Clone, Copy)]
 pub struct Ui {
@@ -61,6 +75,8 @@ pub struct Ui {
     pub test_metrics: RwSignal<Vec<Metrics>>,
     /// Training images per second.
     pub throughput: RwSignal<Option<f64>>,
+    /// Speed and memory of each finished epoch, epoch 1 first.
+    pub epoch_stats: RwSignal<Vec<EpochStats>>,
     /// Seconds since the run started.
     pub elapsed: RwSignal<f64>,
     pub wall: RwSignal<Option<WallImages>>,
@@ -88,6 +104,7 @@ impl Ui {
             train_curve: RwSignal::new(Vec::new()),
             test_metrics: RwSignal::new(Vec::new()),
             throughput: RwSignal::new(None),
+            epoch_stats: RwSignal::new(Vec::new()),
             elapsed: RwSignal::new(0.0),
             wall: RwSignal::new(None),
             running: RwSignal::new(false),
@@ -106,6 +123,7 @@ impl Ui {
         self.train_curve.set(Vec::new());
         self.test_metrics.set(Vec::new());
         self.throughput.set(None);
+        self.epoch_stats.set(Vec::new());
         self.elapsed.set(0.0);
         self.progress.set(None);
         self.stop_requested.set(false);

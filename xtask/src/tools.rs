@@ -98,3 +98,20 @@ pub fn require_browser() -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks that a Vulkan driver is installed, so that wgpu finds an adapter for the
+/// native GPU training test; Mesa's lavapipe runs it on the CPU.
+pub fn require_vulkan() -> Result<()> {
+    let has_driver = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .any(|entry| entry.path().extension().is_some_and(|ext| ext == "json"));
+    if !has_driver {
+        bail!(
+            "no Vulkan driver found; the wgpu training test needs one (on Debian: apt-get install mesa-vulkan-drivers)"
+        );
+    }
+    Ok(())
+}

@@ -11,7 +11,8 @@ use ae_lab::train::{TrainOptions, Trainer, evaluate, read_floats};
 use ae_lab::weights::{self, ModelInfo, TrainingRecord};
 use anyhow::{Context, Result, anyhow, bail};
 use burn::prelude::Device;
-use clap::Args;
+use burn::tensor::wgpu::wgpu::DeviceType;
+use clap::{Args, ValueEnum};
 
 use crate::data::{SourceArgs, load_split};
 
@@ -20,6 +21,18 @@ const REPORT_EVERY: usize = 50;
 /// Batch size of evaluation.
 const EVAL_BATCH: usize = 500;
 
+/// Where `cargo xtask train` runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TrainBackend {
+    /// A hardware GPU through wgpu when there is one, otherwise the CPU.
+    Auto,
+    /// Burn's Flex backend on every CPU core.
+    Cpu,
+    /// Burn's wgpu backend on the first adapter wgpu offers (Vulkan, Metal or DX12),
+    /// software ones included; fails when there is none.
+    Wgpu,
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -27,7 +40,7 @@ pub struct TrainArgs {
     /// Dataset to train on: `mnist` or `fashion-mnist`.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
-    /// Architecture: `conv` or `dense-conv`.
+    /// Architecture: `conv`, `conv-large` or `dense-conv`.
     #[arg(long, default_value = "conv")]
     pub preset: Preset,
     /// Passes over the training images.
@@ -45,6 +58,12 @@ pub struct TrainArgs {
     /// Train on only the first this many training images.
     #[arg(long)]
     pub train_limit: Option<usize>,
+    /// Evaluate on only the first this many test images.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Device to train on.
+    #[arg(long, value_enum, default_value_t = TrainBackend::Auto)]
+    pub backend: TrainBackend,
     /// Weights file to continue training from instead of random weights; its preset
     /// replaces `--preset` and its epochs count towards the recorded total.
     #[arg(long, value_name = "FILE")]
@@ -52,6 +71,38 @@ pub struct TrainArgs {
     /// Weights file to write. Defaults to `target/models/<dataset>-<preset>.aelab`.
     #[arg(long)]
     pub output: Option<PathBuf>,
+}
+
+fn cpu_device() -> (Device, String) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (Device::flex(), format!("the CPU with {threads} threads"))
+}
+
+/// Returns the device for `choice` and a description of it for the progress output.
+fn pick_device(choice: TrainBackend) -> Result<(Device, String)> {
+    if choice == TrainBackend::Cpu {
+        return Ok(cpu_device());
+    }
+    match Device::wgpu_options().init_with_setup() {
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            let name = format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend);
+            if choice == TrainBackend::Auto && info.device_type == DeviceType::Cpu {
+                let (device, cpu) = cpu_device();
+                println!("wgpu offers only the software adapter {name}; using {cpu} instead");
+                return Ok((device, cpu));
+            }
+            Ok((device, format!("wgpu adapter {name}")))
+        }
+        Err(error) if choice == TrainBackend::Auto => {
+            let (device, cpu) = cpu_device();
+            println!("wgpu found no GPU ({error}); using {cpu}");
+            Ok((device, cpu))
+        }
+        Err(error) => bail!(
+            "wgpu could not start a device: {error}. Install a Vulkan driver (on Debian, mesa-vulkan-drivers gives a software one) or use --backend cpu"
+        ),
+    }
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -71,9 +122,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(limit) = args.train_limit {
         train.truncate(limit);
     }
-    let test = load_split(args.dataset, Split::Test, &args.source.resolve())?;
+    let mut test = load_split(args.dataset, Split::Test, &args.source.resolve())?;
+    if let Some(limit) = args.test_limit {
+        test.truncate(limit);
+    }
 
-    let device = Device::flex();
+    let (device, device_name) = pick_device(args.backend)?;
     let options = TrainOptions {
         preset: args.preset,
         batch_size: args.batch,
@@ -81,14 +135,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         seed: args.seed,
     };
     println!(
-        "training {} on {} ({} training, {} test images) on the CPU with {} threads",
+        "training {} on {} ({} training, {} test images) on {device_name}",
         args.init
             .as_ref()
             .map_or(args.preset.to_string(), |path| path.display().to_string()),
         args.dataset.title(),
         train.len(),
         test.len(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let started = Instant::now();
     let (mut trainer, earlier_epochs) = match &args.init {

@@ -33,6 +33,7 @@ pub fn serve(source: &SourceArgs, port: u16) -> Result<()> {
 pub fn test(source: &SourceArgs) -> Result<()> {
     tools::ensure_build_tools()?;
     tools::require_browser()?;
+    tools::require_vulkan()?;
     data::ensure_all(source)?;
     let root = crate::project_root();
     let official = source.official_dir();
@@ -77,5 +78,19 @@ pub fn test(source: &SourceArgs) -> Result<()> {
             "--test-threads=1",
         ])
         .env("AE_LAB_DIST", root.join("dist"))
-        .current_dir(&root))
+        .current_dir(&root))?;
+
+    // Benchmarks are not tests: each runs once in its quick mode to show it still works.
+    let xtask = std::env::current_exe()?;
+    for bench in [
+        &["bench", "load", "--runs", "1"][..],
+        &["bench", "browser", "--quick"],
+        &["bench", "native", "--quick"],
+    ] {
+        run(Command::new(&xtask)
+            .args(bench)
+            .env(data::DATA_DIR_VAR, &official)
+            .current_dir(&root))?;
+    }
+    Ok(())
 }

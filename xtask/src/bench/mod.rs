@@ -1,7 +1,11 @@
 //! `cargo xtask bench`: measurements that are not tests. `load` reports the sizes of
-//! what the page downloads and the time from navigation to the first painted wall.
+//! what the page downloads and the time from navigation to the first painted wall;
+//! `native` and `browser` compare training speed with PyTorch and TensorFlow.js.
 
-#[path = "../../tests/harness/mod.rs"]
+mod browser;
+mod native;
+
+#[path = "../../../tests/harness/mod.rs"]
 mod harness;
 
 use std::io::Write;
@@ -23,11 +27,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Training speed of this app against TensorFlow.js in headless Chromium, on
+    /// WebGPU and on the CPU, and the app's memory per epoch (needs `cargo xtask build`).
+    Browser(browser::BrowserArgs),
+    /// Training speed on Burn's CPU backend against PyTorch on the CPU.
+    Native(native::NativeArgs),
 }
 
 pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Load { runs } => load(*runs),
+        BenchCommand::Native(args) => native::run(args),
+        BenchCommand::Browser(args) => browser::run(args),
     }
 }
 
@@ -58,11 +69,19 @@ fn find(dir: &Path, suffix: &str) -> Result<PathBuf> {
         .with_context(|| format!("no *{suffix} in {}", dir.display()))
 }
 
+/// Median of `values`, sorting them; 0 for none.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
 fn megabytes(bytes: usize) -> String {
     format!("{:.2} MB", bytes as f64 / 1e6)
 }
 
-fn load(runs: usize) -> Result<()> {
+/// Returns the release site folder after checking that it is built and that the
+/// browser the benches drive is installed.
+fn built_site() -> Result<PathBuf> {
     let dist = crate::project_root().join("dist");
     if !dist.join("index.html").is_file() {
         bail!(
@@ -71,6 +90,11 @@ fn load(runs: usize) -> Result<()> {
         );
     }
     tools::require_browser()?;
+    Ok(dist)
+}
+
+fn load(runs: usize) -> Result<()> {
+    let dist = built_site()?;
 
     let wasm = find(&dist, "_bg.wasm")?;
     let glue = std::fs::read_dir(&dist)?
@@ -121,10 +145,9 @@ fn load(runs: usize) -> Result<()> {
         }
         seconds
     });
-    seconds.sort_by(f64::total_cmp);
+    let middle = median(&mut seconds);
     println!(
-        "first wall from localhost, headless Chromium without WebGPU (CPU backend), fresh profile: median {:.2} s of {} runs (min {:.2}, max {:.2})",
-        seconds[seconds.len() / 2],
+        "first wall from localhost, headless Chromium without WebGPU (CPU backend), fresh profile: median {middle:.2} s of {} runs (min {:.2}, max {:.2})",
         seconds.len(),
         seconds[0],
         seconds[seconds.len() - 1]
