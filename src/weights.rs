@@ -3,8 +3,17 @@
 //!
 //! Layout: the magic `AELABWT\0`, the header length as little-endian `u32`, the header as
 //! JSON (format version, preset and config, dataset, training settings, test metrics,
-//! and the name and shape of every tensor), then each tensor's values as little-endian
-//! `f32` in header order. Everything is checked before any weight is replaced.
+//! precision, and the name and shape of every tensor), then the values of all tensors in
+//! header order, stored in the header's precision:
+//!
+//! - `f32`: little-endian `f32` each, exact.
+//! - `f16`: IEEE half precision, the low bytes of all values first, then the high bytes,
+//!   which compresses better than interleaved bytes.
+//! - `q8`: one byte each, `value = min + byte * step` with each tensor's `min` and
+//!   `step` in its header entry.
+//!
+//! Everything is checked before any weight is replaced. Version 1 files have no
+//! precision field and are read as `f32`.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -18,7 +27,9 @@ use crate::train::read_floats;
 
 const MAGIC: &[u8; 8] = b"AELABWT\0";
 /// Version of the layout above, to be increased whenever the layout changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest version this code still reads.
+const OLDEST_VERSION: u32 = 1;
 /// Largest header accepted, so a corrupt length cannot ask for gigabytes.
 const MAX_HEADER_BYTES: usize = 1 << 20;
 
@@ -41,11 +52,64 @@ pub struct ModelInfo {
     pub metrics: Option<Metrics>,
 }
 
+/// Number format of the stored weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 4 bytes a value, exact.
+    #[default]
+    F32,
+    /// 2 bytes a value, about 3 significant digits.
+    F16,
+    /// 1 byte a value, 256 evenly spaced levels between each tensor's extremes.
+    Q8,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::F16, Precision::Q8];
+
+    fn bytes_per_value(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+            Precision::Q8 => 1,
+        }
+    }
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Q8 => "q8",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.slug())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Precision::ALL
+            .into_iter()
+            .find(|precision| precision.slug() == text)
+            .ok_or_else(|| format!("unknown precision `{text}`; expected f32, f16 or q8"))
+    }
+}
+
 /// Name and shape of one stored tensor.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TensorEntry {
     pub name: String,
     pub shape: Vec<usize>,
+    /// Smallest value and the step between levels, in `q8` files only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q8: Option<[f32; 2]>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -54,6 +118,8 @@ struct Header {
     config: AutoencoderConfig,
     #[serde(flatten)]
     info: ModelInfo,
+    #[serde(default)]
+    precision: Precision,
     tensors: Vec<TensorEntry>,
 }
 
@@ -69,7 +135,9 @@ pub enum WeightsError {
     HeaderTooLarge(usize),
     #[error("the weights header is invalid: {0}")]
     Header(String),
-    #[error("the weights file has format version {found}; this app reads version {FORMAT_VERSION}")]
+    #[error(
+        "the weights file has format version {found}; this app reads versions {OLDEST_VERSION} to {FORMAT_VERSION}"
+    )]
     Version { found: u32 },
     #[error("the weights file has {found} tensors; the {preset} preset has {expected}")]
     TensorCount {
@@ -95,6 +163,8 @@ pub enum WeightsError {
     },
     #[error("tensor `{name}` contains a value that is not a finite number")]
     NotFinite { name: String },
+    #[error("tensor `{name}` has no q8 range in the header of a q8 file")]
+    MissingRange { name: String },
 }
 
 /// Collects the name, shape and value of every float tensor of a module, in visit order.
@@ -121,6 +191,7 @@ impl ModuleVisitor for Collector {
         self.entries.push(TensorEntry {
             name: self.path.join("."),
             shape,
+            q8: None,
         });
         self.values.push(value.reshape([count]));
     }
@@ -157,27 +228,76 @@ pub fn layout(model: &Autoencoder) -> Vec<TensorEntry> {
     collector.entries
 }
 
-/// Serialises `model` with `info`, reading the weights off the device asynchronously.
+/// Serialises `model` with `info` at full precision, reading the weights off the device
+/// asynchronously.
 pub async fn export(model: &Autoencoder, info: &ModelInfo) -> Result<Vec<u8>, String> {
+    export_with(model, info, Precision::F32).await
+}
+
+/// Smallest value and step of 256 even levels that span `values`.
+fn q8_range(values: &[f32]) -> [f32; 2] {
+    let min = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let step = (max - min) / 255.0;
+    [min, if step > 0.0 { step } else { 1.0 }]
+}
+
+/// Serialises `model` with `info`, storing its weights in `precision`.
+pub async fn export_with(
+    model: &Autoencoder,
+    info: &ModelInfo,
+    precision: Precision,
+) -> Result<Vec<u8>, String> {
     let mut collector = Collector::default();
     model.visit(&mut collector);
+    let mut entries = collector.entries;
+    let mut values = Vec::with_capacity(entries.len());
+    for tensor in collector.values {
+        values.push(read_floats(tensor).await?);
+    }
+
+    let mut data = Vec::new();
+    match precision {
+        Precision::F32 => {
+            for value in values.iter().flatten() {
+                data.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        Precision::F16 => {
+            let halves: Vec<[u8; 2]> = values
+                .iter()
+                .flatten()
+                .map(|&value| half::f16::from_f32(value).to_le_bytes())
+                .collect();
+            data.extend(halves.iter().map(|bytes| bytes[0]));
+            data.extend(halves.iter().map(|bytes| bytes[1]));
+        }
+        Precision::Q8 => {
+            for (entry, tensor) in entries.iter_mut().zip(&values) {
+                let [min, step] = q8_range(tensor);
+                entry.q8 = Some([min, step]);
+                data.extend(
+                    tensor
+                        .iter()
+                        .map(|&value| ((value - min) / step).round().clamp(0.0, 255.0) as u8),
+                );
+            }
+        }
+    }
+
     let header = Header {
         format_version: FORMAT_VERSION,
         config: AutoencoderConfig::new(model.preset()),
         info: info.clone(),
-        tensors: collector.entries,
+        precision,
+        tensors: entries,
     };
     let json = serde_json::to_vec(&header).map_err(|error| error.to_string())?;
-
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + json.len());
+    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + json.len() + data.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&json);
-    for tensor in collector.values {
-        for value in read_floats(tensor).await? {
-            bytes.extend_from_slice(&value.to_le_bytes());
-        }
-    }
+    bytes.extend_from_slice(&data);
     Ok(bytes)
 }
 
@@ -218,7 +338,7 @@ fn parse_header(bytes: &[u8]) -> Result<(Header, usize), WeightsError> {
     }
     let version: Version =
         serde_json::from_slice(json).map_err(|error| WeightsError::Header(error.to_string()))?;
-    if version.format_version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version.format_version) {
         return Err(WeightsError::Version {
             found: version.format_version,
         });
@@ -226,6 +346,43 @@ fn parse_header(bytes: &[u8]) -> Result<(Header, usize), WeightsError> {
     let header: Header =
         serde_json::from_slice(json).map_err(|error| WeightsError::Header(error.to_string()))?;
     Ok((header, start + length))
+}
+
+/// Turns the stored values of every tensor into `f32`, as `header.precision` says.
+fn decode(data: &[u8], header: &Header) -> Result<Vec<f32>, WeightsError> {
+    match header.precision {
+        Precision::F32 => Ok(data
+            .chunks_exact(4)
+            .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+            .collect()),
+        Precision::F16 => {
+            let (low, high) = data.split_at(data.len() / 2);
+            Ok(low
+                .iter()
+                .zip(high)
+                .map(|(&low, &high)| half::f16::from_le_bytes([low, high]).to_f32())
+                .collect())
+        }
+        Precision::Q8 => {
+            let mut values = Vec::with_capacity(data.len());
+            let mut offset = 0;
+            for entry in &header.tensors {
+                let Some([min, step]) = entry.q8 else {
+                    return Err(WeightsError::MissingRange {
+                        name: entry.name.clone(),
+                    });
+                };
+                let count: usize = entry.shape.iter().product();
+                values.extend(
+                    data[offset..offset + count]
+                        .iter()
+                        .map(|&byte| min + f32::from(byte) * step),
+                );
+                offset += count;
+            }
+            Ok(values)
+        }
+    }
 }
 
 /// Builds the model a weights file describes on `device` and loads its weights.
@@ -268,7 +425,7 @@ pub fn import(bytes: &[u8], device: &Device) -> Result<(Autoencoder, ModelInfo),
         .iter()
         .map(|entry| entry.shape.iter().product::<usize>())
         .sum();
-    let data_end = data_start + count * 4;
+    let data_end = data_start + count * header.precision.bytes_per_value();
     if bytes.len() < data_end {
         return Err(WeightsError::Truncated {
             expected: data_end,
@@ -280,10 +437,7 @@ pub fn import(bytes: &[u8], device: &Device) -> Result<(Autoencoder, ModelInfo),
             extra: bytes.len() - data_end,
         });
     }
-    let values: Vec<f32> = bytes[data_start..data_end]
-        .chunks_exact(4)
-        .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
-        .collect();
+    let values = decode(&bytes[data_start..data_end], &header)?;
     let mut offset = 0;
     for entry in &header.tensors {
         let count: usize = entry.shape.iter().product();
@@ -330,25 +484,102 @@ mod tests {
         }
     }
 
-    fn exported(preset: Preset) -> (Autoencoder, Vec<u8>) {
+    fn exported_with(preset: Preset, precision: Precision) -> (Autoencoder, Vec<u8>) {
         let _guard = crate::SEEDED_RNG
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let model = AutoencoderConfig::new(preset).init(&Device::flex());
-        let bytes = pollster::block_on(export(&model, &info())).unwrap();
+        let bytes = pollster::block_on(export_with(&model, &info(), precision)).unwrap();
         (model, bytes)
+    }
+
+    fn exported(preset: Preset) -> (Autoencoder, Vec<u8>) {
+        exported_with(preset, Precision::F32)
+    }
+
+    fn weights_of(model: &Autoencoder) -> Vec<f32> {
+        let mut collector = Collector::default();
+        model.visit(&mut collector);
+        collector
+            .values
+            .into_iter()
+            .flat_map(|tensor| pollster::block_on(read_floats(tensor)).unwrap())
+            .collect()
     }
 
     #[test]
     fn round_trip_bit_for_bit() {
         for preset in Preset::ALL {
-            let (_, bytes) = exported(preset);
-            let (model, read) = import(&bytes, &Device::flex()).unwrap();
-            assert_eq!(read, info());
-            assert_eq!(model.preset(), preset);
-            let again = pollster::block_on(export(&model, &read)).unwrap();
-            assert!(again == bytes, "{preset} weights changed in a round trip");
+            for precision in [Precision::F32, Precision::F16] {
+                let (_, bytes) = exported_with(preset, precision);
+                let (model, read) = import(&bytes, &Device::flex()).unwrap();
+                assert_eq!(read, info());
+                assert_eq!(model.preset(), preset);
+                let again = pollster::block_on(export_with(&model, &read, precision)).unwrap();
+                assert!(
+                    again == bytes,
+                    "{preset} weights in {precision} changed in a round trip"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn smaller_precisions_stay_close() {
+        let (model, full) = exported(Preset::Conv);
+        let original = weights_of(&model);
+        for (precision, shrink) in [(Precision::F16, 2), (Precision::Q8, 4)] {
+            let bytes = pollster::block_on(export_with(&model, &info(), precision)).unwrap();
+            // The JSON header (a few kilobytes) does not shrink with the values.
+            assert!(
+                bytes.len() < full.len() / shrink + 8192,
+                "{precision} file size"
+            );
+            let (read, _) = import(&bytes, &Device::flex()).unwrap();
+            let read = weights_of(&read);
+            let largest = original
+                .iter()
+                .fold(0f32, |max, value| max.max(value.abs()));
+            let worst = original
+                .iter()
+                .zip(&read)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            // f16 keeps 11 significant bits; q8 splits each tensor's range into 255 steps.
+            let bound = match precision {
+                Precision::F16 => largest / 1024.0,
+                _ => 2.0 * largest / 255.0,
+            };
+            assert!(worst <= bound, "{precision}: error {worst} above {bound}");
+        }
+    }
+
+    #[test]
+    fn version_one_file_reads_as_f32() {
+        let (model, bytes) = exported(Preset::Conv);
+        let (header, start) = parse_header(&bytes).unwrap();
+        let mut json = serde_json::to_value(&header).unwrap();
+        json["format_version"] = 1.into();
+        json.as_object_mut().unwrap().remove("precision");
+        let json = serde_json::to_vec(&json).unwrap();
+        let mut old = MAGIC.to_vec();
+        old.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        old.extend_from_slice(&json);
+        old.extend_from_slice(&bytes[start..]);
+
+        let (read, _) = import(&old, &Device::flex()).unwrap();
+        assert_eq!(weights_of(&read), weights_of(&model));
+    }
+
+    #[test]
+    fn q8_file_without_range_rejected() {
+        let (_, bytes) = exported_with(Preset::Conv, Precision::Q8);
+        let changed = with_header(&bytes, |header| header.tensors[3].q8 = None);
+        let error = import(&changed, &Device::flex()).unwrap_err();
+        assert!(
+            matches!(error, WeightsError::MissingRange { .. }),
+            "{error}"
+        );
     }
 
     #[test]

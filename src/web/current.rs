@@ -10,7 +10,7 @@ use super::backend;
 use super::dataset;
 use super::fetch;
 use super::session::show_model;
-use super::ui::{Progress, Status, Ui};
+use super::ui::{Status, Ui};
 use burn::prelude::Device;
 
 use crate::data::Dataset;
@@ -80,21 +80,17 @@ pub async fn show_pretrained(settings: RunSettings, ui: Ui) {
 
 async fn load_pretrained(settings: &RunSettings, ui: Ui) -> Result<(), String> {
     let started = super::now_ms();
-    let backend = backend::select(settings.backend).await;
-    ui.backend.set(backend.label.clone());
     let dataset = settings.dataset;
-    let loaded = dataset::load_test(dataset, ui).await?;
-
+    // The device starts while the weights and the test images download; the bar follows
+    // the images, the larger download.
     let url = pretrained_url(dataset);
-    let label = format!("pretrained {} model", dataset.title());
-    let bytes = fetch::bytes(&url, |received| {
-        ui.progress.set(Some(Progress {
-            label: label.clone(),
-            loaded: received,
-            total: 0,
-        }))
-    })
-    .await?;
+    let (backend, loaded, bytes) = futures::join!(
+        backend::select(settings.backend),
+        dataset::load_test(dataset, ui),
+        fetch::bytes(&url, |_| {})
+    );
+    ui.backend.set(backend.label.clone());
+    let (loaded, bytes) = (loaded?, bytes?);
     let (model, info) = weights::import(&bytes, &backend.device).map_err(|error| {
         format!(
             "the pretrained {} model is unusable: {error}",

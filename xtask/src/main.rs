@@ -40,6 +40,8 @@ enum Command {
     },
     /// Train a preset natively and write a weights file the page can load.
     Train(train::TrainArgs),
+    /// Rewrite a weights file in another precision, with the test metrics it then gives.
+    Convert(train::ConvertArgs),
     /// Install missing tools and run every check: formatting, lints, native tests and
     /// browser tests.
     Test(data::SourceArgs),
@@ -53,6 +55,7 @@ fn main() -> Result<()> {
         Command::Serve { source, port } => workflow::serve(&source, port),
         Command::Test(source) => workflow::test(&source),
         Command::Train(args) => train::run(&args),
+        Command::Convert(args) => train::convert(&args),
         Command::Bench { command } => bench::run(&command),
     }
 }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ae_lab::data::{Dataset, Split};
+use ae_lab::metrics::Metrics;
 use ae_lab::model::Preset;
 use ae_lab::settings::default_learning_rate;
 use ae_lab::train::{TrainOptions, Trainer, evaluate, read_floats};
-use ae_lab::weights::{self, ModelInfo, TrainingRecord};
+use ae_lab::weights::{self, ModelInfo, Precision, TrainingRecord};
 use anyhow::{Context, Result, anyhow, bail};
 use burn::prelude::Device;
 use burn::tensor::wgpu::wgpu::DeviceType;
@@ -21,7 +22,7 @@ const REPORT_EVERY: usize = 50;
 /// Batch size of evaluation.
 const EVAL_BATCH: usize = 500;
 
-/// Where `cargo xtask train` runs the model.
+/// Device choice of `cargo xtask train`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TrainBackend {
     /// A hardware GPU through wgpu when there is one, otherwise the CPU.
@@ -71,6 +72,22 @@ pub struct TrainArgs {
     /// Weights file to write. Defaults to `target/models/<dataset>-<preset>.aelab`.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Number format of the written weights: `f32` (exact), `f16` or `q8`.
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Weights file to read.
+    pub input: PathBuf,
+    /// Weights file to write.
+    pub output: PathBuf,
+    /// Number format of the written weights: `f32`, `f16` or `q8`.
+    #[arg(long)]
+    pub precision: Precision,
 }
 
 fn cpu_device() -> (Device, String) {
@@ -214,8 +231,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         },
         metrics,
     };
-    let bytes = pollster::block_on(weights::export(&trainer.inference_model(), &info))
-        .map_err(|error| anyhow!(error))?;
+    let bytes = pollster::block_on(weights::export_with(
+        &trainer.inference_model(),
+        &info,
+        args.precision,
+    ))
+    .map_err(|error| anyhow!(error))?;
     if let Some(parent) = output.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -226,6 +247,47 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         output.display(),
         bytes.len() as f64 / 1e6,
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn metrics_line(metrics: &Metrics) -> String {
+    format!(
+        "BCE {:.5} MSE {:.5} PSNR {:.2} dB SSIM {:.4}",
+        metrics.bce, metrics.mse, metrics.psnr, metrics.ssim
+    )
+}
+
+/// `cargo xtask convert`: rewrites a weights file in another precision and records the
+/// test metrics of the converted weights, so the file states what it delivers.
+pub fn convert(args: &ConvertArgs) -> Result<()> {
+    let device = Device::flex();
+    let bytes = std::fs::read(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let (model, mut info) = weights::import(&bytes, &device)
+        .map_err(|error| anyhow!("{}: {error}", args.input.display()))?;
+    let test = load_split(info.dataset, Split::Test, &args.source.resolve())?;
+    let before = pollster::block_on(evaluate(&model, &test, EVAL_BATCH, &device))
+        .map_err(|error| anyhow!(error))?;
+
+    let converted = pollster::block_on(weights::export_with(&model, &info, args.precision))
+        .map_err(|error| anyhow!(error))?;
+    let (model, _) = weights::import(&converted, &device)
+        .map_err(|error| anyhow!("the converted weights do not read back: {error}"))?;
+    let after = pollster::block_on(evaluate(&model, &test, EVAL_BATCH, &device))
+        .map_err(|error| anyhow!(error))?;
+    println!("{}: {}", args.input.display(), metrics_line(&before));
+    println!("in {}: {}", args.precision, metrics_line(&after));
+
+    info.metrics = Some(after);
+    let bytes = pollster::block_on(weights::export_with(&model, &info, args.precision))
+        .map_err(|error| anyhow!(error))?;
+    std::fs::write(&args.output, &bytes)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    println!(
+        "wrote {} ({:.2} MB)",
+        args.output.display(),
+        bytes.len() as f64 / 1e6
     );
     Ok(())
 }
