@@ -274,6 +274,10 @@ async fn drawing_is_recreated() {
         .find(Locator::Css("[data-testid='draw-pad']"))
         .await
         .unwrap();
+    // Pointer actions do not scroll, so bring the pad into view as a user would.
+    browser
+        .json("document.querySelector(\"[data-testid='draw-pad']\").scrollIntoView({block: 'center'}); return null")
+        .await;
     let step = |x: i64, y: i64| PointerAction::MoveBy {
         duration: Some(Duration::from_millis(40)),
         x,

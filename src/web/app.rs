@@ -181,7 +181,8 @@ pub fn App() -> impl IntoView {
     if initial.autostart {
         request_animation_frame(start);
     } else {
-        request_animation_frame(show_pretrained);
+        // Downloads start at once; the page paints while they run.
+        show_pretrained();
     }
     let saved_bytes = StoredValue::new_local(None::<storage::Saved>);
     spawn_local(async move {

@@ -85,9 +85,21 @@ async fn load_pretrained(settings: &RunSettings, ui: Ui) -> Result<(), String> {
     // the images, the larger download.
     let url = pretrained_url(dataset);
     let (backend, loaded, bytes) = futures::join!(
-        backend::select(settings.backend),
-        dataset::load_test(dataset, ui),
-        fetch::bytes(&url, |_| {})
+        async {
+            let backend = backend::select(settings.backend).await;
+            super::mark("ae-lab:device");
+            backend
+        },
+        async {
+            let loaded = dataset::load_test(dataset, ui).await;
+            super::mark("ae-lab:test-images");
+            loaded
+        },
+        async {
+            let bytes = fetch::bytes(&url, |_| {}).await;
+            super::mark("ae-lab:weights");
+            bytes
+        }
     );
     ui.backend.set(backend.label.clone());
     let (loaded, bytes) = (loaded?, bytes?);

@@ -16,9 +16,18 @@ use wasm_bindgen::JsCast;
 
 /// Installs the panic hook and the console logger, then mounts the page.
 pub fn start() {
+    mark("ae-lab:start");
     console_error_panic_hook::set_once();
     let _ = console_log::init_with_level(log::Level::Info);
     leptos::mount::mount_to_body(app::App);
+}
+
+/// Adds a named point to the browser's performance timeline, where `cargo xtask bench
+/// load` and the browser's profiler see how long each stage of the page took.
+pub fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|window| window.performance()) {
+        let _ = performance.mark(name);
+    }
 }
 
 /// Milliseconds since the page started loading.

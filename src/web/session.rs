@@ -83,6 +83,7 @@ async fn evaluate_and_show(
         recreations,
     }));
     yield_to_paint().await;
+    super::mark("ae-lab:wall");
 
     let metrics =
         train::evaluate_with_pauses(model, test, EVAL_BATCH, &backend.device, yield_to_browser)

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use serde_json::Value;
 
 use crate::tools;
 
@@ -79,6 +80,22 @@ fn megabytes(bytes: usize) -> String {
     format!("{:.2} MB", bytes as f64 / 1e6)
 }
 
+/// Milliseconds from navigation to each stage the page marks and to the end of each
+/// download, in time order.
+const STAGES: &str = r#"
+const entries = performance.getEntriesByType('mark')
+    .filter(entry => entry.name.startsWith('ae-lab:'))
+    .map(entry => [entry.name.slice(7), entry.startTime]);
+for (const entry of performance.getEntriesByType('resource')) {
+    entries.push([entry.name.split('/').pop() + ' loaded', entry.responseEnd]);
+}
+entries.sort((a, b) => a[1] - b[1]);
+return entries.map(([name, ms]) => `${name} ${Math.round(ms)} ms`).join(', ');
+"#;
+
+/// Milliseconds from navigation to the page's mark for the painted wall, or null.
+const WALL_MARK: &str = "const mark = performance.getEntriesByName('ae-lab:wall')[0]; return mark ? mark.startTime : null";
+
 /// Returns the release site folder after checking that it is built and that the
 /// browser the benches drive is installed.
 fn built_site() -> Result<PathBuf> {
@@ -133,24 +150,41 @@ fn load(runs: usize) -> Result<()> {
     );
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut seconds: Vec<f64> = runtime.block_on(async {
+    let (mut in_page, mut driver): (Vec<f64>, Vec<f64>) = runtime.block_on(async {
         let base = harness::serve(dist.clone()).await;
-        let mut seconds = Vec::with_capacity(runs);
+        let mut in_page = Vec::with_capacity(runs);
+        let mut driver = Vec::with_capacity(runs);
         for run in 1..=runs.max(1) {
             let browser = harness::Browser::start(false).await;
             let took = harness::open_pretrained(&browser, &base).await;
+            // The wall mark comes once the frame with the wall is painted.
+            let mut wall = Value::Null;
+            for _ in 0..100 {
+                wall = browser.json(WALL_MARK).await;
+                if !wall.is_null() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let stages = browser.json(STAGES).await;
             browser.close().await;
-            println!("run {run}: first wall after {took:.2} s");
-            seconds.push(took);
+            let wall = wall.as_f64().unwrap_or_default() / 1000.0;
+            println!(
+                "run {run}: wall painted {wall:.2} s after navigation ({took:.2} s through WebDriver); {}",
+                stages.as_str().unwrap_or_default()
+            );
+            in_page.push(wall);
+            driver.push(took);
         }
-        seconds
+        (in_page, driver)
     });
-    let middle = median(&mut seconds);
+    let count = in_page.len();
+    let page_median = median(&mut in_page);
+    let driver_median = median(&mut driver);
     println!(
-        "first wall from localhost, headless Chromium without WebGPU (CPU backend), fresh profile: median {middle:.2} s of {} runs (min {:.2}, max {:.2})",
-        seconds.len(),
-        seconds[0],
-        seconds[seconds.len() - 1]
+        "first wall from localhost, headless Chromium without WebGPU (CPU backend), fresh profile, median of {count} runs: {page_median:.2} s from navigation to the painted wall by the page's own clock (min {:.2}, max {:.2}; goal: under 1.5 s); {driver_median:.2} s as WebDriver sees it, which adds the start of navigation and polling",
+        in_page[0],
+        in_page[count - 1]
     );
     Ok(())
 }
