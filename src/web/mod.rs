@@ -73,6 +73,19 @@ pub fn wasm_memory_bytes() -> f64 {
         .unwrap_or_default()
 }
 
+/// Runs a full garbage collection and returns the JavaScript heap still in use. Only
+/// Chromium started with `--js-flags=--expose-gc` (as the benchmark does) allows this,
+/// so elsewhere the result is `None`.
+pub fn js_heap_live_bytes() -> Option<f64> {
+    let window = web_sys::window()?;
+    let collect = js_sys::Reflect::get(&window, &"gc".into())
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
+    collect.call0(&window).ok()?;
+    js_heap_bytes()
+}
+
 /// Bytes of JavaScript heap in use, from Chromium's non-standard `performance.memory`;
 /// `None` in browsers without it.
 pub fn js_heap_bytes() -> Option<f64> {

@@ -8,7 +8,9 @@ use super::backend::{self, Backend};
 use super::current;
 use super::dataset::{self, Loaded};
 use super::ui::{EpochStats, Status, Ui, WallImages};
-use super::{js_heap_bytes, now_ms, wasm_memory_bytes, yield_to_browser, yield_to_paint};
+use super::{
+    js_heap_bytes, js_heap_live_bytes, now_ms, wasm_memory_bytes, yield_to_browser, yield_to_paint,
+};
 use crate::data::ImageSet;
 use crate::metrics::Metrics;
 use crate::model::Autoencoder;
@@ -257,6 +259,7 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
                 images_per_second: epoch_images as f64 / (epoch_ms / 1000.0).max(1e-3),
                 wasm_bytes: wasm_memory_bytes(),
                 js_heap_bytes: js_heap_peak,
+                js_heap_live_bytes: js_heap_live_bytes(),
                 gpu_bytes: gpu_peak,
             });
         });

@@ -55,6 +55,9 @@ pub struct EpochStats {
     pub wasm_bytes: f64,
     /// Largest JavaScript heap seen during the epoch, where the browser reports it.
     pub js_heap_bytes: Option<f64>,
+    /// JavaScript heap after a full garbage collection at the end of the epoch, where
+    /// the browser lets the page start one.
+    pub js_heap_live_bytes: Option<f64>,
     /// Largest GPU memory Burn's allocator held during the epoch, on WebGPU.
     pub gpu_bytes: Option<f64>,
 }

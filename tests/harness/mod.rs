@@ -96,6 +96,11 @@ impl Drop for TempDir {
 
 impl Browser {
     pub async fn start(webgpu: bool) -> Self {
+        Self::start_with(webgpu, &[]).await
+    }
+
+    /// Starts Chromium with `extra` command-line flags besides the usual ones.
+    pub async fn start_with(webgpu: bool, extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -126,6 +131,7 @@ impl Browser {
         if webgpu {
             args.push("--enable-unsafe-webgpu".into());
         }
+        args.extend(extra.iter().map(|flag| flag.to_string()));
         let downloads = TempDir(profile.0.with_extension("downloads"));
         std::fs::create_dir_all(&downloads.0).unwrap();
         let prefs = json!({

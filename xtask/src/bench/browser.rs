@@ -16,7 +16,7 @@ use crate::data::{SourceArgs, load_split};
 
 /// Version of every TensorFlow.js package, as pinned in `bench/tfjs/package.json`.
 const TFJS_VERSION: &str = "4.22.0";
-/// Longest wait for one measurement.
+/// Maximum wait for one measurement.
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
 
 #[derive(Args, Debug)]
@@ -175,18 +175,26 @@ fn megabytes(value: &Value) -> String {
 
 /// Prints the app's memory per epoch and whether it grew after the first epoch.
 fn print_memory(backend: &str, stats: &[Value]) {
-    println!("app memory on {backend}, per epoch (MB): epoch | wasm | JS heap peak | GPU peak");
+    println!(
+        "app memory on {backend}, per epoch (MB): epoch | wasm | JS heap peak | JS heap after collection | GPU peak"
+    );
     for (index, epoch) in stats.iter().enumerate() {
         println!(
-            "  {} | {} | {} | {}",
+            "  {} | {} | {} | {} | {}",
             index + 1,
             megabytes(&epoch["wasm_bytes"]),
             megabytes(&epoch["js_heap_bytes"]),
+            megabytes(&epoch["js_heap_live_bytes"]),
             megabytes(&epoch["gpu_bytes"])
         );
     }
     if stats.len() >= 3 {
-        for key in ["wasm_bytes", "js_heap_bytes", "gpu_bytes"] {
+        for key in [
+            "wasm_bytes",
+            "js_heap_bytes",
+            "js_heap_live_bytes",
+            "gpu_bytes",
+        ] {
             let second = stats[1][key].as_f64();
             let last = stats[stats.len() - 1][key].as_f64();
             if let (Some(second), Some(last)) = (second, last) {
@@ -242,7 +250,8 @@ pub fn run(args: &BrowserArgs) -> Result<()> {
 async fn measure(dist: &Path, tfjs: &Path, plan: &Plan, only: &str) -> Result<()> {
     let app_base = harness::serve(dist.to_path_buf()).await;
     let tfjs_base = harness::serve(tfjs.to_path_buf()).await;
-    let browser = harness::Browser::start(true).await;
+    // `gc` lets the page measure the heap that survives a collection.
+    let browser = harness::Browser::start_with(true, &["--js-flags=--expose-gc"]).await;
     let result = async {
         if only != "cpu" {
             let (rate, stats) = app_run(&browser, &app_base, plan, "auto").await?;
