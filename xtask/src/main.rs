@@ -48,8 +48,11 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    dispatch(Cli::parse().command)
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
         Command::Data(args) => data::run(&args),
         Command::Build(source) => workflow::build(&source),
         Command::Serve { source, port } => workflow::serve(&source, port),
