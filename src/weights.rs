@@ -348,7 +348,7 @@ fn parse_header(bytes: &[u8]) -> Result<(Header, usize), WeightsError> {
     Ok((header, start + length))
 }
 
-/// Turns the stored values of every tensor into `f32`, as `header.precision` says.
+/// Decodes the stored values of every tensor into `f32` according to `header.precision`.
 fn decode(data: &[u8], header: &Header) -> Result<Vec<f32>, WeightsError> {
     match header.precision {
         Precision::F32 => Ok(data

@@ -8,7 +8,7 @@ use ae_lab::weights;
 use burn::prelude::Device;
 
 #[test]
-fn trains_on_wgpu_and_writes_weights_the_page_reads() {
+fn wgpu_training_writes_importable_weights() {
     let folder = std::env::temp_dir().join(format!("ae-lab-wgpu-{}", std::process::id()));
     std::fs::create_dir_all(&folder).unwrap();
     let path = folder.join("mnist-conv.aelab");

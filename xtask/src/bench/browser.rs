@@ -73,12 +73,6 @@ fn prepare_tfjs(source: &SourceArgs, images: usize) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// One measurement: who, on what, and the images per second it reached.
-struct Figure {
-    label: String,
-    images_per_second: f64,
-}
-
 /// Trains in the app and returns its timed images per second and epoch statistics.
 async fn app_run(
     browser: &harness::Browser,
@@ -208,13 +202,9 @@ fn print_memory(backend: &str, stats: &[Value]) {
     }
 }
 
-fn ratio_line(ours: &Figure, theirs: &Figure, goal: &str) {
-    println!(
-        "{} / {}: {:.2}{goal}",
-        ours.label,
-        theirs.label,
-        ours.images_per_second / theirs.images_per_second
-    );
+/// Prints the ratio of two speeds in images per second, labelled as `ours / theirs`.
+fn ratio_line(ours: (&str, f64), theirs: (&str, f64), goal: &str) {
+    println!("{} / {}: {:.2}{goal}", ours.0, theirs.0, ours.1 / theirs.1);
 }
 
 pub fn run(args: &BrowserArgs) -> Result<()> {
@@ -257,37 +247,20 @@ async fn measure(dist: &Path, tfjs: &Path, plan: &Plan, only: &str) -> Result<()
             let (rate, stats) = app_run(&browser, &app_base, plan, "auto").await?;
             println!("this app, WebGPU: {rate:.1} images/s");
             print_memory("WebGPU", &stats);
-            let app = Figure {
-                label: "app WebGPU".into(),
-                images_per_second: rate,
-            };
+            let app = ("app WebGPU", rate);
             let rate = tfjs_run(&browser, &tfjs_base, plan, "webgpu").await?;
             println!("TensorFlow.js {TFJS_VERSION}, webgpu: {rate:.1} images/s");
-            let peer = Figure {
-                label: "tfjs webgpu".into(),
-                images_per_second: rate,
-            };
-            ratio_line(&app, &peer, " (goal: at least 2)");
+            ratio_line(app, ("tfjs webgpu", rate), " (goal: at least 2)");
         }
         if only != "webgpu" {
             let (rate, stats) = app_run(&browser, &app_base, plan, "cpu").await?;
             println!("this app, CPU fallback: {rate:.1} images/s");
             print_memory("the CPU", &stats);
-            let app = Figure {
-                label: "app CPU".into(),
-                images_per_second: rate,
-            };
+            let app = ("app CPU", rate);
             for backend in ["cpu", "wasm"] {
                 let rate = tfjs_run(&browser, &tfjs_base, plan, backend).await?;
                 println!("TensorFlow.js {TFJS_VERSION}, {backend}: {rate:.1} images/s");
-                ratio_line(
-                    &app,
-                    &Figure {
-                        label: format!("tfjs {backend}"),
-                        images_per_second: rate,
-                    },
-                    "",
-                );
+                ratio_line(app, (&format!("tfjs {backend}"), rate), "");
             }
         }
         Ok::<_, anyhow::Error>(())
