@@ -88,6 +88,7 @@ pub fn test(source: &SourceArgs) -> Result<()> {
         &["bench", "load", "--runs", "1"][..],
         &["bench", "browser", "--quick", "--source", &official],
         &["bench", "native", "--quick", "--source", &official],
+        &["bench", "native", "--quick", "--ops", "--source", &official],
     ] {
         println!("$ cargo xtask {}", bench.join(" "));
         let cli = crate::Cli::try_parse_from(

@@ -4,6 +4,7 @@
 
 mod browser;
 mod native;
+mod ops;
 
 #[path = "../../../tests/harness/mod.rs"]
 mod harness;

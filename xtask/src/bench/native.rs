@@ -47,6 +47,10 @@ pub struct NativeArgs {
     /// Two short rounds of batch 32, to check that the bench works.
     #[arg(long)]
     pub quick: bool,
+    /// Instead of comparing with PyTorch, time each convolution of a Burn training step
+    /// against a matrix product of the same work (`--rounds` timings each).
+    #[arg(long)]
+    pub ops: bool,
 }
 
 fn venv_dir() -> PathBuf {
@@ -213,10 +217,21 @@ pub fn run(args: &NativeArgs) -> Result<()> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    rayon::ThreadPoolBuilder::new()
+    // A process can size the pool only once. A second bench in the same process, as in
+    // `cargo xtask test`, finds it built and checks its size.
+    let sized = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .build_global()
-        .context("cannot size Burn's thread pool")?;
+        .build_global();
+    if sized.is_err() && rayon::current_num_threads() != threads {
+        bail!(
+            "Burn's thread pool already has {} threads, not {threads}; run this bench in its own process",
+            rayon::current_num_threads()
+        );
+    }
+    if args.ops {
+        println!("{threads} threads");
+        return super::ops::run(batch, rounds);
+    }
 
     let train = load_split(Dataset::Mnist, Split::Train, &args.source.resolve())?;
     let torch = ensure_torch(args.install_torch);
