@@ -172,6 +172,29 @@ async fn pretrained_wall_on_open() {
     );
 }
 
+async fn click(browser: &Browser, css: &str) {
+    let element = browser.client.find(Locator::Css(css)).await.unwrap();
+    element.click().await.unwrap();
+}
+
+/// Waits up to 30 s for an `.aelab` file in the browser's download folder and returns its
+/// path.
+async fn wait_for_download(browser: &Browser) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let finished = std::fs::read_dir(&browser.downloads.0)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "aelab"));
+        if let Some(path) = finished {
+            return path;
+        }
+        assert!(Instant::now() < deadline, "no .aelab download after 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
 async fn export_import_round_trip() {
@@ -185,27 +208,8 @@ async fn export_import_round_trip() {
     browser.wait_for_status(&["idle"]).await;
     let before = browser.hidden_text("test-loss-history").await;
 
-    browser
-        .client
-        .find(Locator::Css("[data-testid='export']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exported = loop {
-        let finished = std::fs::read_dir(&browser.downloads.0)
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .find(|path| path.extension().is_some_and(|ext| ext == "aelab"));
-        if let Some(path) = finished {
-            break path;
-        }
-        assert!(Instant::now() < deadline, "no .aelab download after 30 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    click(&browser, "[data-testid='export']").await;
+    let exported = wait_for_download(&browser).await;
 
     let bad = browser.downloads.0.join("not-weights.aelab");
     std::fs::write(&bad, b"<html>surely not weights</html>").unwrap();
@@ -400,5 +404,69 @@ async fn reload_offers_resume() {
     assert_eq!(
         resumed, trained_loss,
         "the resumed model has the trained model's test loss"
+    );
+}
+
+/// Keeps every WebGPU device the page requests in `window.aeLabTestDevices`, so that the
+/// test can destroy them as a driver reset or a GPU crash would.
+const KEEP_DEVICES: &str = "<script>window.aeLabTestDevices = []; if (window.GPUAdapter) { const request = GPUAdapter.prototype.requestDevice; GPUAdapter.prototype.requestDevice = async function (...args) { const device = await request.apply(this, args); window.aeLabTestDevices.push(device); return device; }; }</script>";
+
+/// Text of the element with `test_id`, or an empty string while it does not exist.
+async fn text_or_empty(browser: &Browser, test_id: &str) -> String {
+    let script = format!(
+        "const e = document.querySelector(\"[data-testid='{test_id}']\"); return e ? e.textContent : '';"
+    );
+    browser
+        .json(&script)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+#[ignore = "needs a built site and Chromium; run with `cargo xtask test`"]
+async fn lost_gpu_keeps_model() {
+    let base = harness::serve_with_head(dist_dir(), Some(KEEP_DEVICES)).await;
+    let browser = Browser::start(true).await;
+    let link = "?dataset=mnist&preset=conv&epochs=3&batch=64&lr=0.003&train_limit=512&test_limit=256&seed=3&autostart=1";
+    browser.client.goto(&format!("{base}{link}")).await.unwrap();
+    let started = Instant::now();
+    while text_or_empty(&browser, "epoch").await != "2 / 3" {
+        assert!(
+            started.elapsed() < harness::RUN_TIMEOUT,
+            "epoch 2 never began"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let destroyed = browser
+        .json("window.aeLabTestDevices.forEach((device) => device.destroy()); return window.aeLabTestDevices.length;")
+        .await;
+    let status = browser.wait_for_run().await;
+    let model = browser.text("model").await;
+    browser.screenshot("lost-gpu").await;
+
+    click(&browser, "[data-testid='export']").await;
+    let exported = std::fs::read(wait_for_download(&browser).await).unwrap();
+    let (_, info) = ae_lab::weights::import(&exported, &burn::prelude::Device::flex())
+        .expect("the export after the loss is a valid weights file");
+
+    click(&browser, "button.primary").await;
+    let second = browser.wait_for_run().await;
+    let backend = browser.text("backend").await;
+    browser.close().await;
+
+    assert!(destroyed.as_u64().unwrap() >= 1, "no device to destroy");
+    assert!(
+        status.starts_with("error: the WebGPU device was lost"),
+        "status: {status}"
+    );
+    assert!(status.contains("is kept"), "status: {status}");
+    assert!(model.contains("1 epoch at"), "model: {model}");
+    assert_eq!(info.training.epochs, 1);
+    assert_eq!(second, "done");
+    assert!(
+        backend.starts_with("CPU (fallback: the WebGPU device was lost"),
+        "backend: {backend}"
     );
 }

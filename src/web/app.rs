@@ -578,7 +578,7 @@ pub fn App() -> impl IntoView {
                 </p>
             </section>
 
-            <DrawPanel model_version=ui.model_version />
+            <DrawPanel ui=ui />
 
             <section class="panel metrics">
                 <h2>"Test metrics, speed and memory per epoch"</h2>

@@ -70,10 +70,26 @@ async fn start_gpu() -> Result<Backend, String> {
     })
 }
 
-/// Returns the device for `choice`, starting WebGPU on first use.
+/// Returns the browser's message once the WebGPU device has been lost, as the script in
+/// `index.html` records it.
+pub fn gpu_lost() -> Option<String> {
+    let window = web_sys::window()?;
+    let reason = Reflect::get(&window, &"aeLabGpuLost".into())
+        .ok()?
+        .as_string()?;
+    Some(reason.trim_end_matches('.').to_string())
+}
+
+/// Returns the device for `choice`, starting WebGPU on first use, and the CPU once the
+/// WebGPU device has been lost.
 pub async fn select(choice: BackendChoice) -> Backend {
     if choice == BackendChoice::Cpu {
         return cpu("chosen in the settings");
+    }
+    if let Some(reason) = gpu_lost() {
+        return cpu(&format!(
+            "fallback: the WebGPU device was lost ({reason}); reload the page to use WebGPU again"
+        ));
     }
     let known = GPU.with(|gpu| gpu.borrow().clone());
     let result = match known {

@@ -24,6 +24,11 @@ pub struct Current {
     pub info: ModelInfo,
     /// Device the model's weights live on.
     pub device: Device,
+    /// Where the model came from, as the page labels it.
+    origin: String,
+    /// The model as a weights file, once exported, downloaded or imported: a copy off
+    /// the GPU that survives the loss of the device.
+    file: RefCell<Option<Rc<Vec<u8>>>>,
 }
 
 thread_local! {
@@ -50,9 +55,40 @@ pub fn set(model: Autoencoder, info: ModelInfo, device: &Device, origin: &str, u
         model,
         info,
         device: device.clone(),
+        origin: origin.to_string(),
+        file: RefCell::new(None),
     };
     CURRENT.with(|slot| *slot.borrow_mut() = Some(Rc::new(current)));
     ui.model_version.update(|version| *version += 1);
+}
+
+/// Keeps `bytes`, the weights file the current model came from, as its copy off the GPU.
+fn keep_file(bytes: Vec<u8>) {
+    if let Some(current) = get() {
+        *current.file.borrow_mut() = Some(Rc::new(bytes));
+    }
+}
+
+/// Moves the current model to the CPU after the WebGPU device it lived on was lost,
+/// from its copy off the GPU, so that the wall, drawing and Export keep working.
+pub fn move_to_cpu(ui: Ui) -> Result<(), String> {
+    let Some(current) = get() else {
+        return Ok(());
+    };
+    let cpu = Device::flex();
+    if current.device == cpu {
+        return Ok(());
+    }
+    let file = current
+        .file
+        .borrow()
+        .clone()
+        .ok_or("the model had no copy outside the GPU")?;
+    let (model, info) = weights::import(&file, &cpu)
+        .map_err(|error| format!("the copy of the model is unusable: {error}"))?;
+    set(model, info, &cpu, &current.origin, ui);
+    keep_file(file.to_vec());
+    Ok(())
 }
 
 /// URL of the pretrained weights of `dataset`, relative to the page.
@@ -111,6 +147,7 @@ async fn load_pretrained(settings: &RunSettings, ui: Ui) -> Result<(), String> {
     })?;
     show_model(&model, &loaded, settings.test_limit, &backend, ui).await?;
     set(model, info, &backend.device, "Pretrained", ui);
+    keep_file(bytes);
     log::info!(
         "pretrained {} model shown {:.0} ms after the request",
         dataset.title(),
@@ -143,13 +180,22 @@ pub async fn import(
         &format!("Imported from {name}"),
         ui,
     );
+    keep_file(bytes);
     Ok(dataset)
 }
 
 /// Serialises the current model as a weights file, with a file name for the download.
 pub async fn export() -> Result<(Vec<u8>, String), String> {
     let current = get().ok_or("there is no model to export yet")?;
-    let bytes = weights::export(&current.model, &current.info).await?;
+    let file = current.file.borrow().clone();
+    let bytes = match file {
+        Some(file) => file.to_vec(),
+        None => {
+            let bytes = weights::export(&current.model, &current.info).await?;
+            *current.file.borrow_mut() = Some(Rc::new(bytes.clone()));
+            bytes
+        }
+    };
     let name = format!(
         "ae-lab-{}-{}-{}ep.aelab",
         current.info.dataset,

@@ -16,6 +16,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlInputElement, Ima
 
 use super::current;
 use super::js_error_text;
+use super::ui::Ui;
 use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
 use crate::draw::{GreyImage, to_model_input};
 use crate::train::read_floats;
@@ -84,7 +85,10 @@ fn residual_tiles(input: &[f32], recreation: &[f32]) -> Rgba {
 }
 
 /// Recreation of one 28x28 input by the current model, pixels in [0, 1].
-async fn recreate(input: &[f32]) -> Result<Vec<f32>, String> {
+async fn recreate(input: &[f32], ui: Ui) -> Result<Vec<f32>, String> {
+    if super::backend::gpu_lost().is_some() {
+        current::move_to_cpu(ui)?;
+    }
     let current =
         current::get().ok_or("there is no model yet; wait for the pretrained one or train")?;
     let images = Tensor::<4>::from_data(
@@ -141,10 +145,11 @@ async fn decode_picture(file: &web_sys::File) -> Result<GreyImage, String> {
     Ok(GreyImage::from_rgba(&data.data(), width as usize, height as usize).with_dark_background())
 }
 
-/// The drawing pad with its tiles. `model_version` changes when the current model does,
-/// so the tiles show the new model's recreation.
+/// The drawing pad with its tiles. `ui.model_version` changes when the current model
+/// does, so the tiles show the new model's recreation.
 #[component]
-pub fn DrawPanel(model_version: RwSignal<u64>) -> impl IntoView {
+pub fn DrawPanel(ui: Ui) -> impl IntoView {
+    let model_version = ui.model_version;
     let pad = NodeRef::<Canvas>::new();
     let input_canvas = NodeRef::<Canvas>::new();
     let recreation_canvas = NodeRef::<Canvas>::new();
@@ -188,7 +193,7 @@ pub fn DrawPanel(model_version: RwSignal<u64>) -> impl IntoView {
                         continue;
                     };
                     paint_tiles(input_canvas, &grey_tiles(&input));
-                    match recreate(&input).await {
+                    match recreate(&input, ui).await {
                         Ok(recreation) => {
                             message.set(None);
                             paint_tiles(recreation_canvas, &grey_tiles(&recreation));

@@ -39,6 +39,17 @@ pub async fn run(settings: RunSettings, ui: Ui) {
             *progress = None;
         }
     });
+    // A lost device shows up as whichever GPU operation failed first, so the page reports
+    // the loss itself instead.
+    let on_gpu = ui.backend.get_untracked() == "WebGPU";
+    let lost = match &outcome {
+        Err(_) if on_gpu => wait_for_gpu_lost().await,
+        _ => None,
+    };
+    let outcome = match lost {
+        Some(reason) => Err(after_gpu_loss(&reason, ui)),
+        None => outcome,
+    };
     ui.status.set(match outcome {
         Ok(true) => Status::Stopped,
         Ok(false) => Status::Done,
@@ -48,6 +59,30 @@ pub async fn run(settings: RunSettings, ui: Ui) {
         }
     });
     ui.running.set(false);
+}
+
+/// Returns the reason the WebGPU device was lost, waiting up to a second for the
+/// browser to report it, because a failed GPU operation can come first.
+async fn wait_for_gpu_lost() -> Option<String> {
+    for _ in 0..20 {
+        if let Some(reason) = backend::gpu_lost() {
+            return Some(reason);
+        }
+        gloo_timers::future::TimeoutFuture::new(50).await;
+    }
+    backend::gpu_lost()
+}
+
+/// Moves the current model to the CPU after the WebGPU device was lost and returns the
+/// message for the page.
+fn after_gpu_loss(reason: &str, ui: Ui) -> String {
+    let model_state = match current::move_to_cpu(ui) {
+        Ok(()) => "the current model (from the last finished epoch) is kept and now runs on the CPU, and it is saved in this browser".to_string(),
+        Err(error) => format!("the current model could not be moved to the CPU ({error}), but the last finished epoch is saved in this browser and a reload offers it"),
+    };
+    format!(
+        "the WebGPU device was lost ({reason}), so training stopped; {model_state}. Train again to continue on the CPU, or reload the page to use WebGPU"
+    )
 }
 
 /// Index of the first test image of each class, in class order.
@@ -153,6 +188,10 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
     ui.status.set(Status::Loading);
     let backend = backend::select(settings.backend).await;
     ui.backend.set(backend.label.clone());
+    if backend::gpu_lost().is_some() {
+        current::move_to_cpu(ui)?;
+    }
+    let on_gpu = backend.device != Device::flex();
     let loaded = dataset::load_test(settings.dataset, ui).await?;
     dataset::load_train(&loaded, settings.train_limit, ui).await?;
 
@@ -199,6 +238,9 @@ async fn train(settings: &RunSettings, ui: Ui) -> Result<bool, String> {
         loop {
             if ui.stop_requested.get_untracked() {
                 return Ok(true);
+            }
+            if on_gpu && let Some(reason) = backend::gpu_lost() {
+                return Err(format!("the WebGPU device was lost ({reason})"));
             }
             let before = trainer.remaining();
             let loss = {

@@ -29,7 +29,7 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-async fn serve_one(mut stream: TcpStream, root: PathBuf) {
+async fn serve_one(mut stream: TcpStream, root: PathBuf, head: Option<&'static str>) {
     let mut request = Vec::new();
     let mut buffer = [0u8; 4096];
     while !request.windows(4).any(|window| window == b"\r\n\r\n") {
@@ -53,7 +53,13 @@ async fn serve_one(mut stream: TcpStream, root: PathBuf) {
     let file = root.join(relative);
 
     let response = match (relative.contains(".."), tokio::fs::read(&file).await) {
-        (false, Ok(body)) => {
+        (false, Ok(mut body)) => {
+            if let (Some(head), "index.html") = (head, relative) {
+                let page = String::from_utf8_lossy(&body);
+                body = page
+                    .replacen("<head>", &format!("<head>{head}"), 1)
+                    .into_bytes();
+            }
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 content_type(&file),
@@ -68,11 +74,18 @@ async fn serve_one(mut stream: TcpStream, root: PathBuf) {
 
 /// Serves `root` on a free loopback port and returns the base URL.
 pub async fn serve(root: PathBuf) -> String {
+    serve_with_head(root, None).await
+}
+
+/// Serves `root` as [`serve`] does, with `head` inserted at the start of the `<head>`
+/// of `index.html` when given, so that a test can change the browser before the page
+/// runs.
+pub async fn serve_with_head(root: PathBuf, head: Option<&'static str>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_one(stream, root.clone()));
+            tokio::spawn(serve_one(stream, root.clone(), head));
         }
     });
     format!("http://{address}/")
