@@ -77,8 +77,10 @@ async fn wait_for_gpu_lost() -> Option<String> {
 /// message for the page.
 fn after_gpu_loss(reason: &str, ui: Ui) -> String {
     let model_state = match current::move_to_cpu(ui) {
-        Ok(()) => "the current model (from the last finished epoch) is kept and now runs on the CPU, and it is saved in this browser".to_string(),
-        Err(error) => format!("the current model could not be moved to the CPU ({error}), but the last finished epoch is saved in this browser and a reload offers it"),
+        Ok(()) => "the model in the Model panel is kept and now runs on the CPU".to_string(),
+        Err(error) => format!(
+            "the model in the Model panel could not be moved to the CPU ({error}); reload the page to get back the last model saved in this browser"
+        ),
     };
     format!(
         "the WebGPU device was lost ({reason}), so training stopped; {model_state}. Train again to continue on the CPU, or reload the page to use WebGPU"
