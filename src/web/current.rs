@@ -24,7 +24,7 @@ pub struct Current {
     pub info: ModelInfo,
     /// Device the model's weights live on.
     pub device: Device,
-    /// Where the model came from, as the page labels it.
+    /// Origin of the model, as the page labels it.
     origin: String,
     /// The model as a weights file, once exported, downloaded or imported: a copy off
     /// the GPU that survives the loss of the device.
@@ -62,10 +62,10 @@ pub fn set(model: Autoencoder, info: ModelInfo, device: &Device, origin: &str, u
     ui.model_version.update(|version| *version += 1);
 }
 
-/// Keeps `bytes`, the weights file the current model came from, as its copy off the GPU.
-fn keep_file(bytes: Vec<u8>) {
+/// Keeps `file`, the weights file the current model came from, as its copy off the GPU.
+fn keep_file(file: Rc<Vec<u8>>) {
     if let Some(current) = get() {
-        *current.file.borrow_mut() = Some(Rc::new(bytes));
+        *current.file.borrow_mut() = Some(file);
     }
 }
 
@@ -87,7 +87,7 @@ pub fn move_to_cpu(ui: Ui) -> Result<(), String> {
     let (model, info) = weights::import(&file, &cpu)
         .map_err(|error| format!("the copy of the model is unusable: {error}"))?;
     set(model, info, &cpu, &current.origin, ui);
-    keep_file(file.to_vec());
+    keep_file(file);
     Ok(())
 }
 
@@ -147,7 +147,7 @@ async fn load_pretrained(settings: &RunSettings, ui: Ui) -> Result<(), String> {
     })?;
     show_model(&model, &loaded, settings.test_limit, &backend, ui).await?;
     set(model, info, &backend.device, "Pretrained", ui);
-    keep_file(bytes);
+    keep_file(Rc::new(bytes));
     log::info!(
         "pretrained {} model shown {:.0} ms after the request",
         dataset.title(),
@@ -180,7 +180,7 @@ pub async fn import(
         &format!("Imported from {name}"),
         ui,
     );
-    keep_file(bytes);
+    keep_file(Rc::new(bytes));
     Ok(dataset)
 }
 
